@@ -1,0 +1,11 @@
+//! Keyway's domain: tenants, applications, credentials, principals, users, scopes and time.
+//! No I/O and no async here: the server and the store build on these types.
+
+pub mod clock;
+pub mod directory;
+pub mod graph_roles;
+pub mod scope;
+pub mod token;
+pub mod wire;
+
+pub use clock::{Clock, ManualClock, SystemClock};

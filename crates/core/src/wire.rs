@@ -1,0 +1,339 @@
+//! JSON shapes shared by the server and the CLI: Microsoft Graph v1.0 objects for the directory,
+//! Entra's token response, and Keyway's own tenant and profile documents.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub mod graph_time {
+    //! Graph writes instants as `2026-05-22T18:24:41Z`, seconds precision.
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn format(t: &OffsetDateTime) -> String {
+        let t = t.replace_nanosecond(0).unwrap_or(*t);
+        t.format(&Rfc3339).unwrap_or_default()
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&format(t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            let s = Option::<String>::deserialize(d)?;
+            s.map(|s| OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+/// `{"@odata.context": …, "value": […]}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Collection<T> {
+    #[serde(rename = "@odata.context", default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub value: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationView {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub display_name: String,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+    pub sign_in_audience: String,
+    pub identifier_uris: Vec<String>,
+    pub is_fallback_public_client: bool,
+    pub publisher_domain: Option<String>,
+    pub password_credentials: Vec<PasswordCredentialView>,
+    pub key_credentials: Vec<KeyCredentialView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordCredentialView {
+    pub custom_key_identifier: Option<String>,
+    pub display_name: Option<String>,
+    #[serde(with = "graph_time")]
+    pub end_date_time: OffsetDateTime,
+    pub hint: String,
+    pub key_id: Uuid,
+    /// Present only in the response to addPassword.
+    pub secret_text: Option<String>,
+    #[serde(with = "graph_time")]
+    pub start_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCredentialView {
+    /// The certificate's SHA-1 thumbprint, upper-case hex.
+    pub custom_key_identifier: Option<String>,
+    pub display_name: Option<String>,
+    #[serde(with = "graph_time")]
+    pub end_date_time: OffsetDateTime,
+    /// Base64 DER; only with `$select=keyCredentials` on one application.
+    pub key: Option<String>,
+    pub key_id: Uuid,
+    #[serde(with = "graph_time")]
+    pub start_date_time: OffsetDateTime,
+    #[serde(rename = "type")]
+    pub key_type: String,
+    pub usage: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationInput {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub display_name: Option<String>,
+    pub identifier_uris: Option<Vec<String>>,
+    pub sign_in_audience: Option<String>,
+    pub is_fallback_public_client: Option<bool>,
+    pub key_credentials: Option<Vec<KeyCredentialInput>>,
+    /// Refused: secrets are added with addPassword only, so they can be shown once.
+    pub password_credentials: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCredentialInput {
+    pub key_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
+    pub usage: Option<String>,
+    /// Base64 DER (or PEM) of the certificate; absent for a credential that is kept as it is.
+    pub key: Option<String>,
+    pub display_name: Option<String>,
+    pub custom_key_identifier: Option<String>,
+    #[serde(default, with = "graph_time::option")]
+    pub start_date_time: Option<OffsetDateTime>,
+    #[serde(default, with = "graph_time::option")]
+    pub end_date_time: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPasswordRequest {
+    pub password_credential: Option<PasswordCredentialInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordCredentialInput {
+    pub display_name: Option<String>,
+    #[serde(default, with = "graph_time::option")]
+    pub start_date_time: Option<OffsetDateTime>,
+    #[serde(default, with = "graph_time::option")]
+    pub end_date_time: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovePasswordRequest {
+    pub key_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipalView {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub display_name: String,
+    pub account_enabled: bool,
+    pub service_principal_type: String,
+    pub app_owner_organization_id: Option<Uuid>,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePrincipalInput {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub app_id: Option<Uuid>,
+    pub account_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: Uuid,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub mail_nickname: String,
+    pub account_enabled: bool,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserInput {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub account_enabled: Option<bool>,
+    pub display_name: Option<String>,
+    pub mail_nickname: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub password_profile: Option<PasswordProfile>,
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordProfile {
+    pub password: Option<String>,
+    pub force_change_password_next_sign_in: Option<bool>,
+}
+
+impl std::fmt::Debug for PasswordProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordProfile { .. }")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignmentView {
+    pub id: Uuid,
+    pub app_role_id: Uuid,
+    pub principal_id: Uuid,
+    pub principal_display_name: String,
+    pub principal_type: String,
+    pub resource_id: Uuid,
+    pub resource_display_name: String,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignmentInput {
+    pub principal_id: Uuid,
+    pub resource_id: Uuid,
+    pub app_role_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    pub id: Uuid,
+    pub display_name: String,
+    pub domains: Vec<String>,
+    pub is_system: bool,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantInput {
+    pub display_name: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// A new tenant and the administrator application made in it; the secret is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantCreated {
+    pub tenant: TenantView,
+    pub administrator: AdminCredentials,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCredentials {
+    pub client_id: Uuid,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for AdminCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `admin.json`: what the CLI needs to act as an administrator.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub tenant_id: Uuid,
+    pub client_id: Uuid,
+    pub client_secret: String,
+    pub base_url: String,
+    pub ca_path: Option<String>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entra's token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token_type: String,
+    pub expires_in: i64,
+    pub ext_expires_in: i64,
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_in: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyView {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_time_has_seconds_precision() {
+        let t = time::macros::datetime!(2026-05-22 18:24:41.5 UTC);
+        assert_eq!(graph_time::format(&t), "2026-05-22T18:24:41Z");
+    }
+
+    #[test]
+    fn unknown_properties_are_refused() {
+        let r: Result<ApplicationInput, _> =
+            serde_json::from_str(r#"{"displayName":"a","bogus":1}"#);
+        assert!(r.is_err());
+    }
+}
