@@ -304,6 +304,9 @@ mod tests {
         assert_eq!(validate_display_name("displayName", " x ").unwrap(), "x");
         assert!(validate_domain("contoso").is_err());
         assert!(validate_domain("-a.example").is_err());
-        assert_eq!(validate_domain("Fabrikam.Example").unwrap(), "fabrikam.example");
+        assert_eq!(
+            validate_domain("Fabrikam.Example").unwrap(),
+            "fabrikam.example"
+        );
     }
 }

@@ -72,7 +72,8 @@ pub fn by_id(id: Uuid) -> Option<GraphRole> {
 }
 
 pub fn by_value(value: &str) -> Option<GraphRole> {
-    ALL.into_iter().find(|r| r.value.eq_ignore_ascii_case(value))
+    ALL.into_iter()
+        .find(|r| r.value.eq_ignore_ascii_case(value))
 }
 
 /// What a management call needs. Any one of the listed roles grants it.
@@ -139,7 +140,10 @@ mod tests {
 
     #[test]
     fn roles_are_found_by_id_and_value() {
-        assert_eq!(by_value("application.readwrite.all"), Some(APPLICATION_READWRITE_ALL));
+        assert_eq!(
+            by_value("application.readwrite.all"),
+            Some(APPLICATION_READWRITE_ALL)
+        );
         assert_eq!(by_id(USER_READ_ALL.id), Some(USER_READ_ALL));
     }
 }

@@ -28,7 +28,10 @@ pub mod graph_time {
     pub mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&format(t)),
                 None => s.serialize_none(),
@@ -48,7 +51,11 @@ pub mod graph_time {
 /// `{"@odata.context": …, "value": […]}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Collection<T> {
-    #[serde(rename = "@odata.context", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.context",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub context: Option<String>,
     pub value: Vec<T>,
 }

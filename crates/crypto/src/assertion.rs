@@ -56,7 +56,9 @@ pub struct VerifiedAssertion {
 
 pub fn read_header(assertion: &str) -> Result<AssertionHeader, TokenError> {
     if assertion.len() > MAX_ASSERTION_BYTES {
-        return Err(TokenError::BadAssertion("the assertion is too large".into()));
+        return Err(TokenError::BadAssertion(
+            "the assertion is too large".into(),
+        ));
     }
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|e| TokenError::BadAssertion(format!("not a signed JWT: {e}")))?;
@@ -120,7 +122,9 @@ pub fn verify(
                     TokenError::BadAssertion(format!("'{name}' must be a number of seconds"))
                 })?;
                 if !secs.is_finite() || secs.abs() > 1e11 {
-                    return Err(TokenError::BadAssertion(format!("'{name}' is out of range")));
+                    return Err(TokenError::BadAssertion(format!(
+                        "'{name}' is out of range"
+                    )));
                 }
                 Ok(OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128).ok())
             }
@@ -162,12 +166,16 @@ pub fn verify(
     if let Some(nbf) = nbf
         && nbf - CLOCK_SKEW > now
     {
-        return Err(TokenError::AssertionTime(format!("it is not valid before {nbf}")));
+        return Err(TokenError::AssertionTime(format!(
+            "it is not valid before {nbf}"
+        )));
     }
     if let Some(iat) = iat
         && iat - CLOCK_SKEW > now
     {
-        return Err(TokenError::AssertionTime("it was issued in the future".into()));
+        return Err(TokenError::AssertionTime(
+            "it was issued in the future".into(),
+        ));
     }
     let start = match (iat, nbf) {
         (Some(a), Some(b)) => a.min(b),
@@ -217,10 +225,19 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         let c = Certificate::from_der(cert.der()).unwrap();
-        (c, EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap())
+        (
+            c,
+            EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap(),
+        )
     }
 
-    fn assertion(cert: &Certificate, key: &EncodingKey, alg: Algorithm, claims: serde_json::Value, padded: bool) -> String {
+    fn assertion(
+        cert: &Certificate,
+        key: &EncodingKey,
+        alg: Algorithm,
+        claims: serde_json::Value,
+        padded: bool,
+    ) -> String {
         let mut h = Header::new(alg);
         if alg == Algorithm::PS256 {
             let t = cert.x5t_s256();
@@ -252,7 +269,12 @@ mod tests {
         assert_eq!(v.jti, "j1");
         // azure-identity: RS256, x5t padded.
         let b = assertion(&c, &k, Algorithm::RS256, claims(now, now + 600.0), true);
-        assert!(read_header(&b).unwrap().thumbprint.matches(&c.x5t(), &c.x5t_s256()));
+        assert!(
+            read_header(&b)
+                .unwrap()
+                .thumbprint
+                .matches(&c.x5t(), &c.x5t_s256())
+        );
         assert!(check(&b, &c).is_ok());
         // Integer times with nbf, unpadded (msal-node).
         let n = NOW.unix_timestamp();
@@ -270,17 +292,32 @@ mod tests {
         let a = assertion(&c, &k, Algorithm::RS256, claims(now, now + 300.0), false);
         let b = assertion(&c, &k, Algorithm::RS256, claims(now, now + 301.0), false);
         assert_eq!(check(&a, &c).unwrap(), check(&a, &c).unwrap());
-        assert_ne!(check(&a, &c).unwrap().claims_hash, check(&b, &c).unwrap().claims_hash);
+        assert_ne!(
+            check(&a, &c).unwrap().claims_hash,
+            check(&b, &c).unwrap().claims_hash
+        );
     }
 
     #[test]
     fn expired_long_lived_and_misaddressed_assertions_are_refused() {
         let (c, k) = client();
         let now = NOW.unix_timestamp() as f64;
-        let expired = assertion(&c, &k, Algorithm::RS256, claims(now - 1200.0, now - 600.0), false);
-        assert!(matches!(check(&expired, &c), Err(TokenError::AssertionTime(_))));
+        let expired = assertion(
+            &c,
+            &k,
+            Algorithm::RS256,
+            claims(now - 1200.0, now - 600.0),
+            false,
+        );
+        assert!(matches!(
+            check(&expired, &c),
+            Err(TokenError::AssertionTime(_))
+        ));
         let long = assertion(&c, &k, Algorithm::RS256, claims(now, now + 3600.0), false);
-        assert!(matches!(check(&long, &c), Err(TokenError::AssertionTime(_))));
+        assert!(matches!(
+            check(&long, &c),
+            Err(TokenError::AssertionTime(_))
+        ));
         let mut wrong_aud = claims(now, now + 60.0);
         wrong_aud["aud"] = "https://elsewhere/token".into();
         let a = assertion(&c, &k, Algorithm::RS256, wrong_aud, false);
@@ -288,7 +325,10 @@ mod tests {
         let mut wrong_iss = claims(now, now + 60.0);
         wrong_iss["iss"] = "other".into();
         let a = assertion(&c, &k, Algorithm::RS256, wrong_iss, false);
-        assert!(matches!(check(&a, &c), Err(TokenError::AssertionClientMismatch(_))));
+        assert!(matches!(
+            check(&a, &c),
+            Err(TokenError::AssertionClientMismatch(_))
+        ));
     }
 
     #[test]
@@ -300,7 +340,12 @@ mod tests {
         assert_eq!(check(&a, &other), Err(TokenError::BadAssertionSignature));
         let mut h = Header::new(Algorithm::HS256);
         h.x5t = Some(c.x5t());
-        let hs = jsonwebtoken::encode(&h, &claims(now, now + 60.0), &EncodingKey::from_secret(&c.der)).unwrap();
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims(now, now + 60.0),
+            &EncodingKey::from_secret(&c.der),
+        )
+        .unwrap();
         assert!(check(&hs, &c).is_err());
         assert!(read_header("a.b.c").is_err());
     }

@@ -147,7 +147,13 @@ mod tests {
         let params = rcgen::CertificateParams::new(vec!["client.example".into()]).unwrap();
         let cert = params.self_signed(&key).unwrap();
         let der = cert.der().to_vec();
-        (rcgen::CertifiedKey { cert, signing_key: key }, der)
+        (
+            rcgen::CertifiedKey {
+                cert,
+                signing_key: key,
+            },
+            der,
+        )
     }
 
     #[test]

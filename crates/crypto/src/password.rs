@@ -1,8 +1,8 @@
 //! People's passwords: argon2id with the crate's recommended parameters (about 20 ms a verify
 //! here, so callers run it off the async threads).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::CryptoError;
 

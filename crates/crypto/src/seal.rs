@@ -129,8 +129,14 @@ mod tests {
             vec![MasterKey::new("k1", &[1; 32]).unwrap()],
         );
         assert_eq!(rotated.open(&s, b"").unwrap().as_slice(), b"x");
-        assert_eq!(KeyRing::key_id_of(&rotated.seal(b"x", b"").unwrap()).unwrap(), "k2");
-        assert!(matches!(ring("k3", 3).open(&s, b""), Err(CryptoError::UnknownKey(_))));
+        assert_eq!(
+            KeyRing::key_id_of(&rotated.seal(b"x", b"").unwrap()).unwrap(),
+            "k2"
+        );
+        assert!(matches!(
+            ring("k3", 3).open(&s, b""),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     #[test]

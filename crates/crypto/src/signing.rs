@@ -34,8 +34,9 @@ pub struct PublicKey {
 impl SigningKey {
     /// A new P-256 key; the PKCS#8 document is returned for sealing and storage.
     pub fn generate() -> Result<(Self, Zeroizing<Vec<u8>>), CryptoError> {
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| CryptoError::InvalidKey("P-256 key generation failed".into()))?;
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| CryptoError::InvalidKey("P-256 key generation failed".into()))?;
         let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
         let kid = URL_SAFE_NO_PAD.encode(crate::random::bytes::<12>());
         let key = Self::from_pkcs8(&kid, &pkcs8)?;
@@ -48,7 +49,9 @@ impl SigningKey {
         let point = pair.public_key().as_ref();
         // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
         if point.len() != 65 || point[0] != 4 {
-            return Err(CryptoError::InvalidKey("unexpected P-256 public key".into()));
+            return Err(CryptoError::InvalidKey(
+                "unexpected P-256 public key".into(),
+            ));
         }
         let public = PublicKey::from_xy(
             kid,

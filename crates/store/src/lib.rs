@@ -1,1 +1,55 @@
-//! placeholder
+//! Keyway's storage: the `Store` trait, one implementation written once over a small SQL seam,
+//! and the SQLite and PostgreSQL backends chosen from the database URL.
+
+mod directory;
+mod error;
+mod migrate;
+pub mod sql;
+pub mod testing;
+
+use std::sync::Arc;
+
+pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
+pub use error::StoreError;
+
+use sql::Db;
+
+/// Everything the server persists. Each method is one atomic use case.
+pub trait Store: DirectoryStore + Send + Sync {}
+
+/// The one implementation of `Store`, over whichever backend the URL chose.
+pub struct SqlStore {
+    db: Box<dyn Db>,
+}
+
+impl Store for SqlStore {}
+
+impl SqlStore {
+    pub fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.fetch("SELECT 1", vec![]).await.map(|_| ())
+    }
+}
+
+/// Open the database named by `url` (`sqlite://…` or `postgres://…`) and bring its schema up
+/// to date. Several nodes may do this at once on PostgreSQL (the migrator takes a lock).
+pub async fn open(url: &str) -> Result<Arc<SqlStore>, StoreError> {
+    let db: Box<dyn Db> = if url.starts_with("sqlite:") {
+        let db = sql::sqlite::SqliteDb::open(url).await?;
+        migrate::sqlite(db.writer_pool()).await?;
+        Box::new(db)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let db = sql::postgres::PgDb::open(url).await?;
+        migrate::postgres(db.pool()).await?;
+        Box::new(db)
+    } else {
+        return Err(StoreError::Config(
+            "the database URL must start with sqlite:// or postgres://".into(),
+        ));
+    };
+    Ok(Arc::new(SqlStore { db }))
+}

@@ -1,0 +1,57 @@
+//! Schema migrations for both backends, embedded in the binary with matching version numbers.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use crate::StoreError;
+
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "directory",
+    include_str!("migrations/sqlite/0001_directory.sql"),
+)];
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "directory",
+    include_str!("migrations/postgres/0001_directory.sql"),
+)];
+
+fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        list.iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*d),
+                    MigrationType::Simple,
+                    AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn map(e: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Database(format!("migration failed: {e}"))
+}
+
+pub async fn sqlite(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    migrator(SQLITE).run(pool).await.map_err(map)
+}
+
+pub async fn postgres(pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    migrator(POSTGRES).run(pool).await.map_err(map)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_backends_have_the_same_versions() {
+        let a: Vec<i64> = super::SQLITE.iter().map(|m| m.0).collect();
+        let b: Vec<i64> = super::POSTGRES.iter().map(|m| m.0).collect();
+        assert_eq!(a, b);
+    }
+}

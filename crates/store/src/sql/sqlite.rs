@@ -1,0 +1,153 @@
+//! The SQLite backend: WAL, one writer connection (writes and transactions, `BEGIN IMMEDIATE`)
+//! and a pool of readers, so writers never meet `SQLITE_BUSY` and readers never wait on them.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction, TypeInfo, ValueRef};
+
+use super::{Db, Row, Tx, Value, map_err};
+use crate::StoreError;
+
+pub struct SqliteDb {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteDb {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged write survives a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone())
+            .await
+            .map_err(map_err)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { writer, readers })
+    }
+
+    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+        Self::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    pub fn writer_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+fn query(sql: &str, args: Vec<Value>) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
+    for a in args {
+        q = match a {
+            Value::Int(v) => q.bind(v),
+            Value::Real(v) => q.bind(v),
+            Value::Text(v) => q.bind(v),
+            Value::Blob(v) => q.bind(v),
+            Value::Bool(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn decode(row: &SqliteRow) -> Result<Row, StoreError> {
+    let mut out = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        let raw = row.try_get_raw(i).map_err(map_err)?;
+        if raw.is_null() {
+            out.push(Value::Text(None));
+            continue;
+        }
+        let kind = raw.type_info().name().to_string();
+        let v = match kind.as_str() {
+            "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => {
+                Value::Int(row.try_get(i).map_err(map_err)?)
+            }
+            "REAL" => Value::Real(row.try_get(i).map_err(map_err)?),
+            "TEXT" => Value::Text(row.try_get(i).map_err(map_err)?),
+            "BLOB" => Value::Blob(row.try_get(i).map_err(map_err)?),
+            other => {
+                return Err(StoreError::Database(format!(
+                    "unexpected SQLite type {other} in column {i}"
+                )));
+            }
+        };
+        out.push(v);
+    }
+    Ok(Row(out))
+}
+
+#[async_trait]
+impl Db for SqliteDb {
+    async fn fetch(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let rows = query(sql, args)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
+        let r = query(sql, args)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(SqliteTx(tx)))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let rows = query(sql, args)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
+        let r = query(sql, args)
+            .execute(&mut *self.0)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(map_err)
+    }
+}

@@ -1,0 +1,49 @@
+//! Scratch databases for tests: a fresh SQLite file or a fresh PostgreSQL database each time.
+
+use sqlx::{Connection, Executor};
+
+use crate::StoreError;
+
+/// Where tests find PostgreSQL.
+pub fn postgres_base_url() -> String {
+    std::env::var("KEYWAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Create an empty database on the test server and return its URL.
+pub async fn scratch_postgres() -> Result<String, StoreError> {
+    let base = postgres_base_url();
+    let name = format!("keyway_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("PostgreSQL at {base}: {e}")))?;
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .map_err(crate::sql::map_err)?;
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::Config("KEYWAY_TEST_POSTGRES_URL has no database".into()))?;
+    Ok(format!("{prefix}/{name}"))
+}
+
+/// Drop a database made by `scratch_postgres`.
+pub async fn drop_postgres(url: &str) -> Result<(), StoreError> {
+    let base = postgres_base_url();
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return Ok(());
+    };
+    if !name.starts_with("keyway_t_") {
+        return Err(StoreError::Config(
+            "refusing to drop a database not made by tests".into(),
+        ));
+    }
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .map_err(crate::sql::map_err)?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await
+    .map_err(crate::sql::map_err)?;
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! One story run on both backends: what the directory store promises, whichever database.
+
+use keyway_core::directory::*;
+use keyway_store::{AssertionUse, DirectoryStore, SqlStore, StoredSigningKey, TenantBirth};
+use std::sync::Arc;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+fn birth() -> TenantBirth {
+    let tid = Uuid::new_v4();
+    let app = Application {
+        id: Uuid::new_v4(),
+        tenant_id: tid,
+        app_id: Uuid::new_v4(),
+        display_name: "admin".into(),
+        sign_in_audience: "AzureADMyOrg".into(),
+        identifier_uris: vec![],
+        is_fallback_public_client: false,
+        created_at: NOW,
+    };
+    let graph = ServicePrincipal {
+        id: Uuid::new_v4(),
+        tenant_id: tid,
+        app_id: keyway_core::graph_roles::GRAPH_APP_ID,
+        display_name: "Microsoft Graph".into(),
+        account_enabled: true,
+        app_owner_organization_id: None,
+        created_at: NOW,
+    };
+    let admin_sp = ServicePrincipal {
+        id: Uuid::new_v4(),
+        app_id: app.app_id,
+        display_name: "admin".into(),
+        app_owner_organization_id: Some(tid),
+        ..graph.clone()
+    };
+    TenantBirth {
+        tenant: Tenant {
+            id: tid,
+            display_name: "Contoso".into(),
+            domains: vec![format!("c{}.example", tid.simple())],
+            is_system: false,
+            created_at: NOW,
+        },
+        signing_key: StoredSigningKey {
+            kid: format!("k-{}", Uuid::new_v4()),
+            tenant_id: tid,
+            alg: "ES256".into(),
+            sealed_private_key: vec![1, 2, 3],
+            public_x: "x".into(),
+            public_y: "y".into(),
+            created_at: NOW,
+            retired_at: None,
+        },
+        admin_secret: PasswordCredential {
+            key_id: Uuid::new_v4(),
+            application_id: app.id,
+            display_name: Some("bootstrap".into()),
+            hint: "abc".into(),
+            start: NOW,
+            end: NOW + Duration::days(180),
+            secret_hash: vec![9; 32],
+        },
+        admin_roles: vec![AppRoleAssignment {
+            id: Uuid::new_v4(),
+            tenant_id: tid,
+            principal_id: admin_sp.id,
+            resource_id: graph.id,
+            app_role_id: keyway_core::graph_roles::DIRECTORY_READWRITE_ALL.id,
+            created_at: NOW,
+        }],
+        admin_app: app,
+        admin_sp,
+        graph,
+    }
+}
+
+async fn story(store: Arc<SqlStore>) {
+    let b = birth();
+    let tid = b.tenant.id;
+    store.tenant_create(&b).await.unwrap();
+    assert_eq!(store.tenant_get(tid).await.unwrap().unwrap(), b.tenant);
+    let by_domain = store
+        .tenant_by_domain(&b.tenant.domains[0].to_uppercase())
+        .await
+        .unwrap();
+    assert_eq!(by_domain.unwrap().id, tid);
+    assert!(
+        store
+            .tenant_list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == tid)
+    );
+
+    // The token path reads the client whole.
+    let rec = store
+        .client_record(tid, b.admin_app.app_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.application, b.admin_app);
+    assert_eq!(rec.passwords.len(), 1);
+    assert_eq!(rec.passwords[0].secret_hash, vec![9; 32]);
+    assert!(rec.service_principal.unwrap().account_enabled);
+    let roles = store
+        .app_role_assignments(tid, b.admin_sp.id)
+        .await
+        .unwrap();
+    assert_eq!(roles, b.admin_roles);
+
+    // Applications: identifier URIs are unique per tenant and found case-insensitively.
+    let api = Application {
+        id: Uuid::new_v4(),
+        app_id: Uuid::new_v4(),
+        display_name: "api".into(),
+        identifier_uris: vec!["api://Orders".into()],
+        ..b.admin_app.clone()
+    };
+    store.application_create(&api, &[]).await.unwrap();
+    let found = store
+        .application_by_identifier_uri(tid, "API://orders")
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().id, api.id);
+    let dup = Application {
+        id: Uuid::new_v4(),
+        app_id: Uuid::new_v4(),
+        ..api.clone()
+    };
+    assert!(matches!(
+        store.application_create(&dup, &[]).await,
+        Err(keyway_store::StoreError::Conflict(_))
+    ));
+    assert!(
+        store.application_get(tid, dup.id).await.unwrap().is_none(),
+        "nothing half-written"
+    );
+
+    // Two secrets live at once; one removed.
+    let second = PasswordCredential {
+        key_id: Uuid::new_v4(),
+        application_id: api.id,
+        ..b.admin_secret.clone()
+    };
+    let third = PasswordCredential {
+        key_id: Uuid::new_v4(),
+        ..second.clone()
+    };
+    store.password_add(&second).await.unwrap();
+    store.password_add(&third).await.unwrap();
+    assert_eq!(store.passwords(api.id).await.unwrap().len(), 2);
+    assert!(store.password_remove(api.id, second.key_id).await.unwrap());
+    assert!(!store.password_remove(api.id, second.key_id).await.unwrap());
+    assert_eq!(store.passwords(api.id).await.unwrap(), vec![third]);
+
+    // Certificates are replaced as a whole.
+    let key = KeyCredential {
+        key_id: Uuid::new_v4(),
+        application_id: api.id,
+        display_name: Some("CN=x".into()),
+        thumbprint_sha1: "t1".into(),
+        thumbprint_sha256: "t256".into(),
+        der: vec![0x30, 1],
+        start: NOW,
+        end: NOW + Duration::days(365),
+    };
+    let mut renamed = api.clone();
+    renamed.display_name = "orders api".into();
+    renamed.identifier_uris = vec!["api://orders-v2".into()];
+    store
+        .application_update(&renamed, Some(std::slice::from_ref(&key)))
+        .await
+        .unwrap();
+    assert_eq!(store.key_credentials(api.id).await.unwrap(), vec![key]);
+    assert!(
+        store
+            .application_by_identifier_uri(tid, "api://orders")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.application_get(tid, api.id).await.unwrap().unwrap(),
+        renamed
+    );
+    store.application_update(&renamed, Some(&[])).await.unwrap();
+    assert!(store.key_credentials(api.id).await.unwrap().is_empty());
+
+    // Service principals: one per app per tenant, can be disabled, go with their app.
+    let sp = ServicePrincipal {
+        id: Uuid::new_v4(),
+        app_id: api.app_id,
+        ..b.admin_sp.clone()
+    };
+    store.service_principal_create(&sp).await.unwrap();
+    let again = ServicePrincipal {
+        id: Uuid::new_v4(),
+        ..sp.clone()
+    };
+    assert!(store.service_principal_create(&again).await.is_err());
+    assert!(
+        store
+            .service_principal_set_enabled(tid, sp.id, false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .service_principal_get(tid, sp.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_enabled
+    );
+    assert!(store.application_delete(tid, api.id).await.unwrap());
+    assert!(
+        store
+            .service_principal_get(tid, sp.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.passwords(api.id).await.unwrap().is_empty());
+    assert!(!store.application_delete(tid, api.id).await.unwrap());
+
+    // Users.
+    let user = User {
+        id: Uuid::new_v4(),
+        tenant_id: tid,
+        user_principal_name: format!("alice@{}", b.tenant.domains[0]),
+        display_name: "Alice".into(),
+        mail_nickname: "alice".into(),
+        account_enabled: true,
+        password_hash: "$argon2id$x".into(),
+        created_at: NOW,
+    };
+    store.user_create(&user).await.unwrap();
+    assert!(
+        store
+            .user_create(&User {
+                id: Uuid::new_v4(),
+                ..user.clone()
+            })
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .user_by_upn(&user.user_principal_name.to_uppercase())
+            .await
+            .unwrap()
+            .unwrap(),
+        user
+    );
+    let disabled = User {
+        account_enabled: false,
+        ..user.clone()
+    };
+    assert!(store.user_update(&disabled).await.unwrap());
+    assert_eq!(
+        store.user_get(tid, user.id).await.unwrap().unwrap(),
+        disabled
+    );
+    assert_eq!(store.user_list(tid).await.unwrap().len(), 1);
+    assert!(store.user_delete(tid, user.id).await.unwrap());
+
+    // Assertions: the same one again is a repeat, other claims under the same jti a conflict.
+    let client = b.admin_app.app_id;
+    let exp = NOW + Duration::minutes(10);
+    assert_eq!(
+        store
+            .assertion_record(client, "j", b"h1", exp)
+            .await
+            .unwrap(),
+        AssertionUse::New
+    );
+    assert_eq!(
+        store
+            .assertion_record(client, "j", b"h1", exp)
+            .await
+            .unwrap(),
+        AssertionUse::Repeat
+    );
+    assert_eq!(
+        store
+            .assertion_record(client, "j", b"h2", exp)
+            .await
+            .unwrap(),
+        AssertionUse::Conflict
+    );
+    assert_eq!(
+        store
+            .assertion_record(Uuid::new_v4(), "j", b"h2", exp)
+            .await
+            .unwrap(),
+        AssertionUse::New
+    );
+    assert!(
+        store
+            .assertions_purge(exp + Duration::seconds(1))
+            .await
+            .unwrap()
+            >= 2
+    );
+    assert_eq!(
+        store
+            .assertion_record(client, "j", b"h2", exp)
+            .await
+            .unwrap(),
+        AssertionUse::New
+    );
+
+    // Signing keys rotate: the new one is active, the old one retired and later purged.
+    let newer = StoredSigningKey {
+        kid: format!("k-{}", Uuid::new_v4()),
+        created_at: NOW + Duration::seconds(1),
+        ..b.signing_key.clone()
+    };
+    store
+        .signing_key_rotate(&newer, NOW + Duration::seconds(1))
+        .await
+        .unwrap();
+    let keys = store.signing_keys(tid).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, newer.kid);
+    assert!(keys[0].retired_at.is_none() && keys[1].retired_at.is_some());
+    store
+        .signing_keys_purge(NOW + Duration::days(2))
+        .await
+        .unwrap();
+    assert_eq!(store.signing_keys(tid).await.unwrap().len(), 1);
+
+    // Server secrets: the first value wins.
+    let a = store
+        .server_secret_get_or_insert("pepper-test", vec![1], NOW)
+        .await
+        .unwrap();
+    let b2 = store
+        .server_secret_get_or_insert("pepper-test", vec![2], NOW)
+        .await
+        .unwrap();
+    assert_eq!((a, b2), (vec![1], vec![1]));
+}
+
+#[tokio::test]
+async fn directory_story_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keyway_store::open(&format!("sqlite://{}/k.db", dir.path().display()))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    story(store).await;
+}
+
+#[tokio::test]
+async fn directory_story_on_postgres() {
+    let url = keyway_store::testing::scratch_postgres().await.unwrap();
+    let store = keyway_store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    story(store.clone()).await;
+    drop(store);
+    keyway_store::testing::drop_postgres(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn migrations_run_twice_and_concurrently_on_postgres() {
+    let url = keyway_store::testing::scratch_postgres().await.unwrap();
+    let (a, b) = tokio::join!(keyway_store::open(&url), keyway_store::open(&url));
+    a.unwrap();
+    b.unwrap();
+    keyway_store::open(&url).await.unwrap();
+    keyway_store::testing::drop_postgres(&url).await.unwrap();
+}
