@@ -1,1 +1,116 @@
-fn main() {}
+//! The `keyway` binary: `serve` runs the server; the other commands administer it over its
+//! HTTP API, in the spirit of `az ad` and `kcadm`.
+
+mod client;
+mod commands;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "keyway",
+    version,
+    about = "Self-hosted identity, data and connection platform for automation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Options shared by the administration commands.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Global {
+    /// The administrator profile (written by the server at first start).
+    #[arg(
+        long,
+        env = "KEYWAY_PROFILE",
+        default_value = "keyway-data/admin.json",
+        global = true
+    )]
+    pub profile: PathBuf,
+    /// Human-readable tables, or JSON for scripts.
+    #[arg(long, short = 'o', value_enum, default_value = "table", global = true)]
+    pub output: OutputFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Keyway server.
+    Serve(serve::ServeArgs),
+    /// Tenants and their signing keys.
+    Tenant {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::tenant::TenantCommand,
+    },
+    /// App registrations, their secrets and certificates.
+    App {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::app::AppCommand,
+    },
+    /// Service principals and their roles.
+    Sp {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::sp::SpCommand,
+    },
+    /// Users (people).
+    User {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::user::UserCommand,
+    },
+    /// Access tokens.
+    Token {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::token::TokenCommand,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Tenant { global, command } => commands::tenant::run(&global, command).await,
+            Command::App { global, command } => commands::app::run(&global, command).await,
+            Command::Sp { global, command } => commands::sp::run(&global, command).await,
+            Command::User { global, command } => commands::user::run(&global, command).await,
+            Command::Token { global, command } => commands::token::run(&global, command).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

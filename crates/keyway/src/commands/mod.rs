@@ -1,0 +1,7 @@
+//! The administration commands, one module per object kind.
+
+pub mod app;
+pub mod sp;
+pub mod tenant;
+pub mod token;
+pub mod user;

@@ -1,0 +1,208 @@
+//! The one place where service errors become wire errors: Entra's AADSTS bodies for the token
+//! service, Microsoft Graph's error object for the management API. Internal details are logged
+//! with the request id and never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyway_core::directory::DirectoryError;
+use keyway_core::token::TokenError;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::context::RequestContext;
+use crate::services::ServiceError;
+
+/// A token-endpoint failure, rendered as Entra renders it.
+pub struct EntraError {
+    pub error: ServiceError,
+    pub ctx: RequestContext,
+    pub origin: String,
+}
+
+struct Aadsts {
+    status: StatusCode,
+    error: &'static str,
+    code: u32,
+    message: String,
+}
+
+fn aadsts(e: &ServiceError) -> Aadsts {
+    use TokenError as T;
+    let (status, error, code, message) = match e {
+        ServiceError::Token(t) => match t {
+            T::UnknownTenant(x) => (400, "invalid_tenant", 90002, format!("Tenant '{x}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")),
+            T::UnknownClient { client_id, tenant } => (400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been registered in the tenant, has no service principal there, or if you sent the authentication request to the wrong tenant.")),
+            T::DisabledClient(id) => (400, "unauthorized_client", 7000112, format!("Application '{id}' is disabled.")),
+            T::InvalidSecret(id) => (401, "invalid_client", 7000215, format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{id}'.")),
+            T::ExpiredSecret { client_id, key_id } => (401, "invalid_client", 7000222, format!("The provided client secret keys for app '{client_id}' are expired (key id {key_id}). Add a new secret with `keyway app secret add` and use it.")),
+            T::UnknownCertificate(t) => (401, "invalid_client", 700027, format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{t}']")),
+            T::BadAssertionSignature => (401, "invalid_client", 700027, "Client assertion failed signature validation.".into()),
+            T::AssertionTime(why) => (401, "invalid_client", 700024, format!("Client assertion is not within its valid time range: {why}.")),
+            T::BadAssertion(why) => (400, "invalid_request", 50027, format!("JWT token is invalid or malformed: {why}.")),
+            T::AssertionReplay => (401, "invalid_client", 50027, "JWT token is invalid: its jti was already used with different claims.".into()),
+            T::AssertionClientMismatch(who) => (401, "invalid_client", 700021, format!("Client assertion application identifier '{who}' doesn't match 'client_id' parameter.")),
+            T::MissingClientCredential => (401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into()),
+            T::InvalidScope(s) => (400, "invalid_scope", 1002012, format!("The provided value for scope '{s}' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")),
+            T::UnknownResource(r) => (400, "invalid_resource", 500011, format!("The resource principal named {r} was not found in the tenant. This can happen if the application has not been registered in the tenant or has no service principal there.")),
+            T::UnsupportedGrantType(g) => (400, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{g}'. Keyway supports client_credentials and password.")),
+            T::MissingParameter(p) => (400, "invalid_request", 900144, format!("The request body must contain the following parameter: '{p}'.")),
+            T::Malformed(why) => (400, "invalid_request", 9002313, format!("Invalid request. Request is malformed or invalid: {why}.")),
+            T::InvalidUserCredentials => (400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.".into()),
+            T::UserDisabled => (400, "invalid_grant", 50057, "The user account is disabled.".into()),
+            T::RateLimited { .. } => (429, "temporarily_unavailable", 90055, "There are too many incoming requests. Retry after the time given in Retry-After.".into()),
+        },
+        ServiceError::Internal(_) => (500, "server_error", 50000, "There was an error issuing a token. Retry later; if it persists, quote the trace id to the administrator.".into()),
+        other => (400, "invalid_request", 9002313, format!("Invalid request: {other}.")),
+    };
+    Aadsts {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        error,
+        code,
+        message,
+    }
+}
+
+fn entra_timestamp(t: OffsetDateTime) -> String {
+    t.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_default()
+}
+
+impl IntoResponse for EntraError {
+    fn into_response(self) -> Response {
+        if let ServiceError::Internal(detail) = &self.error {
+            tracing::error!(request_id = %self.ctx.request_id, %detail, "token request failed");
+        }
+        let a = aadsts(&self.error);
+        let now = self.ctx.received_at;
+        let description = format!(
+            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            a.code,
+            a.message,
+            self.ctx.request_id,
+            self.ctx.correlation_id,
+            entra_timestamp(now)
+        );
+        let body = json!({
+            "error": a.error,
+            "error_description": description,
+            "error_codes": [a.code],
+            "timestamp": entra_timestamp(now),
+            "trace_id": self.ctx.request_id,
+            "correlation_id": self.ctx.correlation_id,
+            "error_uri": format!("{}/error?code={}", self.origin, a.code),
+        });
+        let mut resp = (a.status, Json(body)).into_response();
+        if let ServiceError::Token(TokenError::RateLimited { retry_after_secs }) = &self.error
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        no_store(&mut resp);
+        resp
+    }
+}
+
+pub fn no_store(resp: &mut Response) {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// A management-API failure, rendered as Microsoft Graph renders it.
+pub struct GraphError {
+    pub error: ServiceError,
+    pub ctx: RequestContext,
+}
+
+impl GraphError {
+    pub fn bad_request(ctx: &RequestContext, message: impl Into<String>) -> Self {
+        Self {
+            error: ServiceError::Directory(DirectoryError::Invalid {
+                field: "request",
+                reason: message.into(),
+            }),
+            ctx: ctx.clone(),
+        }
+    }
+}
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match &self.error {
+            ServiceError::Directory(DirectoryError::NotFound { kind, id }) => (
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!(
+                    "Resource '{id}' does not exist or one of its queried reference-property objects are not present ({kind})."
+                ),
+            ),
+            ServiceError::Directory(DirectoryError::Invalid { field, reason })
+                if *field == "request" =>
+            {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    reason.clone(),
+                )
+            }
+            ServiceError::Directory(DirectoryError::Invalid { field, reason }) => (
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                format!("Invalid value specified for property '{field}': {reason}"),
+            ),
+            ServiceError::Directory(DirectoryError::Conflict(m)) => (
+                StatusCode::CONFLICT,
+                "Request_MultipleObjectsWithSameKeyValue",
+                m.clone(),
+            ),
+            ServiceError::Directory(DirectoryError::Forbidden(m)) | ServiceError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                "Authorization_RequestDenied",
+                m.clone(),
+            ),
+            ServiceError::Unauthenticated(m) => (
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                m.clone(),
+            ),
+            ServiceError::Token(t) => {
+                (StatusCode::BAD_REQUEST, "Request_BadRequest", t.to_string())
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(request_id = %self.ctx.request_id, %detail, "management request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "generalException",
+                    format!(
+                        "An internal error occurred. Quote request id {} to the administrator.",
+                        self.ctx.request_id
+                    ),
+                )
+            }
+        };
+        let body = json!({"error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": keyway_core::wire::graph_time::format(&self.ctx.received_at),
+                "request-id": self.ctx.request_id,
+                "client-request-id": self.ctx.correlation_id,
+            }
+        }});
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\", scope=\"https://graph.microsoft.com/.default\""),
+            );
+        }
+        resp
+    }
+}

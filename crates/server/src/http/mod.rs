@@ -1,0 +1,110 @@
+//! The HTTP surface: one router, a folder or file per API family, errors mapped in `error`.
+
+pub mod context;
+pub mod error;
+pub mod graph;
+pub mod identity;
+pub mod ops;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+
+use crate::state::AppState;
+use graph::{applications as apps, service_principals as sps, tenants, users};
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(ops::healthz_get))
+        .route("/readyz", get(ops::readyz_get))
+        .route("/metrics", get(ops::metrics_get))
+        .route("/openapi.json", get(ops::openapi_get))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(identity::discovery_get),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(identity::keys_get))
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token_post))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(identity::authorize_get),
+        )
+        .route(
+            "/v1.0/applications",
+            get(apps::applications_list).post(apps::applications_create),
+        )
+        .route(
+            "/v1.0/applications/{id}",
+            get(apps::applications_get)
+                .patch(apps::applications_update)
+                .delete(apps::applications_delete),
+        )
+        .route(
+            "/v1.0/applications/{id}/addPassword",
+            post(apps::applications_add_password),
+        )
+        .route(
+            "/v1.0/applications/{id}/removePassword",
+            post(apps::applications_remove_password),
+        )
+        .route(
+            "/v1.0/servicePrincipals",
+            get(sps::service_principals_list).post(sps::service_principals_create),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{id}",
+            get(sps::service_principals_get)
+                .patch(sps::service_principals_update)
+                .delete(sps::service_principals_delete),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{id}/appRoleAssignments",
+            get(sps::app_role_assignments_list).post(sps::app_role_assignments_create),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{id}/appRoleAssignments/{assignment}",
+            delete(sps::app_role_assignments_delete),
+        )
+        .route(
+            "/v1.0/users",
+            get(users::users_list).post(users::users_create),
+        )
+        .route(
+            "/v1.0/users/{id}",
+            get(users::users_get)
+                .patch(users::users_update)
+                .delete(users::users_delete),
+        )
+        .route(
+            "/v1.0/tenants",
+            get(tenants::tenants_list).post(tenants::tenants_create),
+        )
+        .route(
+            "/v1.0/tenants/{id}/signingKeys",
+            get(tenants::signing_keys_list),
+        )
+        .route(
+            "/v1.0/tenants/{id}/signingKeys/rotate",
+            post(tenants::signing_keys_rotate),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::middleware,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            serde_json::json!({"error": {"code": "NotFound", "message": "No such route. See /openapi.json for Keyway's own routes."}}),
+        ),
+    )
+}

@@ -1,0 +1,61 @@
+//! Operations: liveness, readiness (the database answers), Prometheus metrics, OpenAPI.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up")))]
+pub async fn healthz_get() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready to serve"), (status = 503, description = "The database does not answer")))]
+pub async fn readyz_get(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready", "database": state.store.backend()}))
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable", "reason": "the database does not answer"}))).into_response()
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics_get(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keyway", description = "Keyway's own routes. The Entra-shaped token service and the Graph-shaped management API follow Microsoft's published contracts."),
+    paths(
+        healthz_get,
+        readyz_get,
+        metrics_get,
+        openapi_get,
+        crate::http::graph::tenants::tenants_list,
+        crate::http::graph::tenants::tenants_create,
+        crate::http::graph::tenants::signing_keys_list,
+        crate::http::graph::tenants::signing_keys_rotate,
+    ),
+    tags((name = "operations"), (name = "tenants"))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi_get() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

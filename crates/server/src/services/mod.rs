@@ -1,0 +1,51 @@
+//! Use cases, free of HTTP: each takes the state, the caller and validated input, and returns a
+//! domain result or a `ServiceError`.
+
+pub mod applications;
+pub mod caller;
+pub mod principals;
+pub mod signing;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+
+use keyway_core::directory::DirectoryError;
+use keyway_core::token::TokenError;
+use keyway_store::StoreError;
+
+/// The service layer's one error type; `http::error` maps it to each API family's wire shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// No usable bearer token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid caller without the permission needed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Logged with the request id; the client sees only a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => Self::Directory(DirectoryError::Conflict(
+                "an object with the same unique value already exists".into(),
+            )),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<keyway_crypto::CryptoError> for ServiceError {
+    fn from(e: keyway_crypto::CryptoError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;

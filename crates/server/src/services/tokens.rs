@@ -1,0 +1,458 @@
+//! The token endpoint's use case: authenticate the client (secret or certificate assertion) or
+//! the user (password grant), resolve the resource from the scope, and sign an access token.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use keyway_core::directory::{ServicePrincipal, Tenant, is_current};
+use keyway_core::graph_roles::{self, GRAPH_APP_ID, GRAPH_RESOURCE_URI};
+use keyway_core::scope;
+use keyway_core::token::{
+    ACCESS_TOKEN_LIFETIME, AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientAuthMethod, TokenError,
+};
+use keyway_core::wire::TokenResponse;
+use keyway_crypto::assertion;
+use keyway_crypto::certificate::Certificate;
+use keyway_store::{AssertionUse, ClientRecord, DirectoryStore};
+use uuid::Uuid;
+
+use super::{Result, ServiceError};
+use crate::state::AppState;
+
+/// A token request as the HTTP layer read it.
+pub struct TokenRequest {
+    /// The tenant segment of the path: an id or a domain name.
+    pub tenant: String,
+    /// `scheme://host[:port]` the client used, for the issuer and the assertion audience.
+    pub origin: String,
+    pub form: HashMap<String, String>,
+    /// Client id and secret from an `Authorization: Basic` header.
+    pub basic: Option<(String, String)>,
+    pub client_addr: Option<IpAddr>,
+}
+
+/// Token requests per second per client address, answered with 429 and `Retry-After` beyond.
+pub struct RateLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        let rate = NonZeroU32::new(per_second)?;
+        let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+        Some(Self {
+            limiter: governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        })
+    }
+
+    fn check(&self, addr: IpAddr) -> std::result::Result<(), TokenError> {
+        self.limiter.check_key(&addr).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            TokenError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
+    }
+}
+
+fn field<'a>(req: &'a TokenRequest, name: &'static str) -> Option<&'a str> {
+    req.form
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+fn required<'a>(
+    req: &'a TokenRequest,
+    name: &'static str,
+) -> std::result::Result<&'a str, TokenError> {
+    field(req, name).ok_or(TokenError::MissingParameter(name))
+}
+
+pub async fn issue(state: &AppState, req: TokenRequest) -> Result<TokenResponse> {
+    if let (Some(limiter), Some(addr)) = (&state.rate_limiter, req.client_addr) {
+        limiter.check(addr)?;
+    }
+    let grant = required(&req, "grant_type")?;
+    if grant != "client_credentials" && grant != "password" {
+        return Err(TokenError::UnsupportedGrantType(grant.to_string()).into());
+    }
+    let tenant = super::tenants::resolve(state, &req.tenant)
+        .await?
+        .ok_or_else(|| TokenError::UnknownTenant(req.tenant.clone()))?;
+    let result = match grant {
+        "client_credentials" => client_credentials(state, &req, &tenant).await,
+        _ => password(state, &req, &tenant).await,
+    };
+    let outcome = match &result {
+        Ok(_) => "issued",
+        Err(_) => "refused",
+    };
+    metrics::counter!("keyway_token_requests_total", "grant" => grant.to_string(), "outcome" => outcome).increment(1);
+    result
+}
+
+/// Who the client is, and how it proved it.
+struct AuthenticatedClient {
+    record: ClientRecord,
+    principal: ServicePrincipal,
+    method: ClientAuthMethod,
+}
+
+fn client_id_of(req: &TokenRequest) -> std::result::Result<String, TokenError> {
+    let form = field(req, "client_id");
+    match (&req.basic, form) {
+        (Some((b, _)), Some(f)) if b != f => Err(TokenError::Malformed(
+            "client_id in the body differs from the one in the Authorization header".into(),
+        )),
+        (Some((b, _)), _) => Ok(b.clone()),
+        (None, Some(f)) => Ok(f.to_string()),
+        (None, None) => Err(TokenError::MissingParameter("client_id")),
+    }
+}
+
+async fn authenticate_client(
+    state: &AppState,
+    req: &TokenRequest,
+    tenant: &Tenant,
+    allow_public: bool,
+) -> Result<AuthenticatedClient> {
+    let client_id = client_id_of(req)?;
+    let unknown = || TokenError::UnknownClient {
+        client_id: client_id.clone(),
+        tenant: tenant.id.to_string(),
+    };
+    let app_id = Uuid::parse_str(&client_id).map_err(|_| unknown())?;
+    let record = state
+        .store
+        .client_record(tenant.id, app_id)
+        .await?
+        .filter(|r| r.application.tenant_id == tenant.id)
+        .ok_or_else(unknown)?;
+    let principal = record.service_principal.clone().ok_or_else(unknown)?;
+    if !principal.account_enabled {
+        return Err(TokenError::DisabledClient(client_id).into());
+    }
+    let now = state.clock.now();
+    let secret = req
+        .basic
+        .as_ref()
+        .map(|(_, s)| s.as_str())
+        .or_else(|| field(req, "client_secret"));
+    let assertion = field(req, "client_assertion");
+    let method = match (secret, assertion) {
+        (Some(_), Some(_)) => {
+            return Err(TokenError::Malformed(
+                "send either client_secret or client_assertion, not both".into(),
+            )
+            .into());
+        }
+        (Some(secret), None) => {
+            check_secret(state, &record, &client_id, secret, now)?;
+            ClientAuthMethod::Secret
+        }
+        (None, Some(jwt)) => {
+            if field(req, "client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
+                return Err(TokenError::Malformed(format!(
+                    "client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+                ))
+                .into());
+            }
+            check_assertion(state, req, tenant, &record, jwt, now).await?;
+            ClientAuthMethod::Certificate
+        }
+        (None, None) if allow_public && record.application.is_fallback_public_client => {
+            ClientAuthMethod::None
+        }
+        (None, None) => return Err(TokenError::MissingClientCredential.into()),
+    };
+    Ok(AuthenticatedClient {
+        record,
+        principal,
+        method,
+    })
+}
+
+fn check_secret(
+    state: &AppState,
+    record: &ClientRecord,
+    client_id: &str,
+    secret: &str,
+    now: time::OffsetDateTime,
+) -> std::result::Result<(), TokenError> {
+    let presented = state.secrets.hash(secret);
+    let mut expired = None;
+    for p in &record.passwords {
+        if state.secrets.matches(&presented, &p.secret_hash) {
+            if is_current(p.start, p.end, now) {
+                return Ok(());
+            }
+            if p.end <= now {
+                expired = Some(p.key_id);
+            }
+        }
+    }
+    Err(match expired {
+        Some(key_id) => TokenError::ExpiredSecret {
+            client_id: client_id.to_string(),
+            key_id: key_id.to_string(),
+        },
+        None => TokenError::InvalidSecret(client_id.to_string()),
+    })
+}
+
+/// The token endpoint URLs an assertion may be addressed to: the tenant by id, by the segment
+/// the client used, and by each of its domain names.
+fn audiences(req: &TokenRequest, tenant: &Tenant) -> Vec<String> {
+    let mut segments = vec![tenant.id.to_string(), req.tenant.clone()];
+    segments.extend(tenant.domains.iter().cloned());
+    segments
+        .iter()
+        .map(|s| format!("{}/{s}/oauth2/v2.0/token", req.origin))
+        .collect()
+}
+
+async fn check_assertion(
+    state: &AppState,
+    req: &TokenRequest,
+    tenant: &Tenant,
+    record: &ClientRecord,
+    jwt: &str,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    let header = assertion::read_header(jwt)?;
+    let key = record
+        .keys
+        .iter()
+        .find(|k| {
+            header
+                .thumbprint
+                .matches(&k.thumbprint_sha1, &k.thumbprint_sha256)
+        })
+        .ok_or_else(|| TokenError::UnknownCertificate(header.thumbprint.as_str().to_string()))?;
+    if !is_current(key.start, key.end, now) {
+        return Err(TokenError::AssertionTime(format!(
+            "the certificate {} is valid from {} to {}",
+            header.thumbprint.as_str(),
+            key.start,
+            key.end
+        ))
+        .into());
+    }
+    let cert = Certificate::from_der(&key.der)?;
+    let client_id = record.application.app_id.to_string();
+    let verified = assertion::verify(jwt, &cert, &client_id, &audiences(req, tenant), now)?;
+    match state
+        .store
+        .assertion_record(
+            record.application.app_id,
+            &verified.jti,
+            &verified.claims_hash,
+            verified.expires_at,
+        )
+        .await?
+    {
+        AssertionUse::New | AssertionUse::Repeat => Ok(()),
+        AssertionUse::Conflict => Err(TokenError::AssertionReplay.into()),
+    }
+}
+
+/// The resource a scope names, as the service principal that represents it in the tenant.
+async fn resolve_resource(
+    state: &AppState,
+    tenant: &Tenant,
+    resource: &str,
+) -> Result<ServicePrincipal> {
+    let unknown = || TokenError::UnknownResource(resource.to_string());
+    let trimmed = resource.trim_end_matches('/');
+    let app_id = if trimmed.eq_ignore_ascii_case(GRAPH_RESOURCE_URI) {
+        GRAPH_APP_ID
+    } else if let Ok(id) = Uuid::parse_str(trimmed) {
+        id
+    } else {
+        let app = state
+            .store
+            .application_by_identifier_uri(tenant.id, resource)
+            .await?;
+        let app = match app {
+            Some(a) => Some(a),
+            None if trimmed != resource => {
+                state
+                    .store
+                    .application_by_identifier_uri(tenant.id, trimmed)
+                    .await?
+            }
+            None => None,
+        };
+        app.ok_or_else(unknown)?.app_id
+    };
+    let sp = state
+        .store
+        .service_principal_by_app_id(tenant.id, app_id)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok(sp)
+}
+
+/// The app roles the client holds on the resource.
+async fn roles_on(
+    state: &AppState,
+    tenant: &Tenant,
+    principal: &ServicePrincipal,
+    resource: &ServicePrincipal,
+) -> Result<Vec<String>> {
+    let assigned = state
+        .store
+        .app_role_assignments(tenant.id, principal.id)
+        .await?;
+    let mut roles: Vec<String> = assigned
+        .iter()
+        .filter(|a| a.resource_id == resource.id)
+        .filter_map(|a| {
+            if resource.app_id == GRAPH_APP_ID {
+                graph_roles::by_id(a.app_role_id).map(|r| r.value.to_string())
+            } else {
+                None
+            }
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
+async fn client_credentials(
+    state: &AppState,
+    req: &TokenRequest,
+    tenant: &Tenant,
+) -> Result<TokenResponse> {
+    let client = authenticate_client(state, req, tenant, false).await?;
+    let scope = required(req, "scope")?;
+    let resource_name = scope::client_credentials_resource(scope)
+        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
+    let resource = resolve_resource(state, tenant, &resource_name).await?;
+    let roles = roles_on(state, tenant, &client.principal, &resource).await?;
+    let now = state.clock.now().unix_timestamp();
+    let app_id = client.record.application.app_id.to_string();
+    let claims = AccessTokenClaims {
+        aud: resource_name,
+        iss: issuer(req, tenant),
+        iat: now,
+        nbf: now,
+        exp: now + ACCESS_TOKEN_LIFETIME.whole_seconds(),
+        tid: tenant.id.to_string(),
+        oid: client.principal.id.to_string(),
+        sub: client.principal.id.to_string(),
+        appid: app_id.clone(),
+        azp: app_id,
+        appidacr: client.method.acr().into(),
+        azpacr: client.method.acr().into(),
+        roles,
+        scp: None,
+        upn: None,
+        name: None,
+        idtyp: "app".into(),
+        ver: "2.0".into(),
+        uti: URL_SAFE_NO_PAD.encode(keyway_crypto::random::bytes::<16>()),
+    };
+    sign(state, tenant, &claims).await
+}
+
+async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Result<TokenResponse> {
+    let client = authenticate_client(state, req, tenant, true).await?;
+    let username = required(req, "username")?.to_ascii_lowercase();
+    let password = required(req, "password")?.to_string();
+    let scope = required(req, "scope")?;
+    let delegated = scope::delegated(scope, GRAPH_RESOURCE_URI)
+        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
+    let resource = resolve_resource(state, tenant, &delegated.resource).await?;
+
+    let user = state
+        .store
+        .user_by_upn(&username)
+        .await?
+        .filter(|u| u.tenant_id == tenant.id);
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| keyway_crypto::password::dummy_hash().to_string());
+    // argon2id takes ~20 ms of CPU: keep it off the async threads. An unknown user costs the
+    // same as a wrong password, so timing does not reveal who exists.
+    let ok =
+        tokio::task::spawn_blocking(move || keyway_crypto::password::verify(&password, &stored))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("password check: {e}")))?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(TokenError::InvalidUserCredentials.into()),
+    };
+    if !user.account_enabled {
+        return Err(TokenError::UserDisabled.into());
+    }
+    let permissions: Vec<String> = delegated
+        .permissions
+        .iter()
+        .map(|p| {
+            if p == ".default" {
+                "user_impersonation".to_string()
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    let now = state.clock.now().unix_timestamp();
+    let app_id = client.record.application.app_id.to_string();
+    let aud = if resource.app_id == GRAPH_APP_ID {
+        GRAPH_RESOURCE_URI.to_string()
+    } else {
+        delegated.resource.clone()
+    };
+    let claims = AccessTokenClaims {
+        aud,
+        iss: issuer(req, tenant),
+        iat: now,
+        nbf: now,
+        exp: now + ACCESS_TOKEN_LIFETIME.whole_seconds(),
+        tid: tenant.id.to_string(),
+        oid: user.id.to_string(),
+        sub: user.id.to_string(),
+        appid: app_id.clone(),
+        azp: app_id,
+        appidacr: client.method.acr().into(),
+        azpacr: client.method.acr().into(),
+        roles: vec![],
+        scp: Some(permissions.join(" ")),
+        upn: Some(user.user_principal_name.clone()),
+        name: Some(user.display_name.clone()),
+        idtyp: "user".into(),
+        ver: "2.0".into(),
+        uti: URL_SAFE_NO_PAD.encode(keyway_crypto::random::bytes::<16>()),
+    };
+    sign(state, tenant, &claims).await
+}
+
+pub fn issuer(req: &TokenRequest, tenant: &Tenant) -> String {
+    format!("{}/{}/v2.0", req.origin, tenant.id)
+}
+
+async fn sign(
+    state: &AppState,
+    tenant: &Tenant,
+    claims: &AccessTokenClaims,
+) -> Result<TokenResponse> {
+    let key = state.signing.signer(state, tenant.id).await?;
+    let access_token = key.sign(claims)?;
+    let lifetime = claims.exp - claims.iat - 1;
+    Ok(TokenResponse {
+        token_type: "Bearer".into(),
+        expires_in: lifetime,
+        ext_expires_in: lifetime,
+        access_token,
+        refresh_in: None,
+    })
+}
