@@ -1,0 +1,255 @@
+//! `spawn_app()`: a real server on port 0 with a fresh database, and a client that trusts its CA.
+
+use std::sync::Arc;
+
+use keyway_core::wire::Profile;
+use keyway_core::{Clock, ManualClock, SystemClock};
+use keyway_server::{App, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generate a test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub profile: Profile,
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    pub db_url: Option<String>,
+    handle: axum_server::Handle<std::net::SocketAddr>,
+    admin_token: tokio::sync::OnceCell<String>,
+}
+
+pub struct Options {
+    pub rate_limit: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { rate_limit: 0 }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(backend, Options::default()).await
+}
+
+pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(keyway_store::testing::scratch_postgres().await.unwrap()),
+    };
+    let clock = ManualClock::new(SystemClock.now());
+    start(dir, db_url, clock, opts).await
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    db_url: Option<String>,
+    clock: ManualClock,
+    opts: Options,
+) -> TestApp {
+    let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.database_url = db_url.clone();
+    config.rate_limit_per_second = opts.rate_limit;
+    config.rate_limit_burst = opts.rate_limit;
+    let app = App::build(config, Arc::new(clock.clone()), None)
+        .await
+        .unwrap();
+    let base = app.base_url.clone();
+    let ca = std::fs::read(app.ca_path.as_ref().unwrap()).unwrap();
+    let profile: Profile =
+        serde_json::from_slice(&std::fs::read(&app.profile_path).unwrap()).unwrap();
+    let handle = app.handle();
+    tokio::spawn(async move { app.serve().await.unwrap() });
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    TestApp {
+        base,
+        profile,
+        http,
+        clock,
+        dir,
+        db_url,
+        handle,
+        admin_token: Default::default(),
+    }
+}
+
+impl TestApp {
+    /// Stop this server and start another on the same database and data directory.
+    pub async fn restart(self) -> TestApp {
+        self.handle.shutdown();
+        let TestApp {
+            dir, db_url, clock, ..
+        } = self;
+        start(dir, db_url, clock, Options::default()).await
+    }
+
+    pub fn tenant(&self) -> String {
+        self.profile.tenant_id.to_string()
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.base, self.tenant())
+    }
+
+    pub async fn token_at(&self, url: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let resp = self.http.post(url).form(form).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.token_at(&self.token_url(), form).await
+    }
+
+    pub async fn secret_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> (StatusCode, Value) {
+        self.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", scope),
+        ])
+        .await
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.admin_token
+            .get_or_init(|| async {
+                let (s, body) = self
+                    .secret_token(
+                        &self.profile.client_id.to_string(),
+                        &self.profile.client_secret,
+                        "https://graph.microsoft.com/.default",
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{body}");
+                body["access_token"].as_str().unwrap().to_string()
+            })
+            .await
+            .clone()
+    }
+
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn graph(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let t = self.admin_token().await;
+        self.call(&t, method, path, body).await
+    }
+
+    /// An application with a service principal; returns (object id, appId).
+    pub async fn create_app(&self, name: &str, extra: Value) -> (String, String) {
+        let mut body = json!({"displayName": name});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (s, app) = self
+            .graph(Method::POST, "/v1.0/applications", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{app}");
+        let app_id = app["appId"].as_str().unwrap().to_string();
+        let (s, sp) = self
+            .graph(
+                Method::POST,
+                "/v1.0/servicePrincipals",
+                Some(json!({"appId": app_id})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{sp}");
+        (app["id"].as_str().unwrap().to_string(), app_id)
+    }
+
+    pub async fn add_secret(&self, object_id: &str, body: Value) -> Value {
+        let (s, p) = self
+            .graph(
+                Method::POST,
+                &format!("/v1.0/applications/{object_id}/addPassword"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        p
+    }
+
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        if let Some(url) = &self.db_url {
+            let _ = keyway_store::testing::drop_postgres(url).await;
+        }
+    }
+}
+
+/// The AADSTS code of an Entra error body.
+pub fn aadsts(body: &Value) -> u64 {
+    body["error_codes"][0]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not an Entra error: {body}"))
+}
+
+/// Claims of a JWT, unverified (for assertions about content).
+pub fn claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let p = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .unwrap(),
+    )
+    .unwrap()
+}
