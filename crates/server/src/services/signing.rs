@@ -19,10 +19,13 @@ use crate::state::AppState;
 
 const REFRESH: Duration = Duration::seconds(60);
 
+/// A cached value and when it was loaded.
+type Cached<T> = RwLock<HashMap<Uuid, (T, OffsetDateTime)>>;
+
 #[derive(Default)]
 pub struct SigningKeys {
-    active: RwLock<HashMap<Uuid, (Arc<SigningKey>, OffsetDateTime)>>,
-    published: RwLock<HashMap<Uuid, (Arc<Vec<PublicKey>>, OffsetDateTime)>>,
+    active: Cached<Arc<SigningKey>>,
+    published: Cached<Arc<Vec<PublicKey>>>,
 }
 
 pub fn seal_aad(kid: &str) -> Vec<u8> {

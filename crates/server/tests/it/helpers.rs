@@ -44,14 +44,10 @@ pub struct TestApp {
     admin_token: tokio::sync::OnceCell<String>,
 }
 
+#[derive(Default)]
 pub struct Options {
+    /// Token requests per second per address; 0 (the default here) turns the limit off.
     pub rate_limit: u32,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { rate_limit: 0 }
-    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {

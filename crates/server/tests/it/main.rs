@@ -1,6 +1,8 @@
 //! The one integration-test binary (one link for every test, as kanidm advises): a real Keyway
 //! on an ephemeral port, over HTTPS with its own CA, on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod assertions;
 mod graph;
 mod helpers;

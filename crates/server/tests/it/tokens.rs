@@ -289,7 +289,8 @@ async fn errors_are_shaped_like_entra(backend: Backend) {
         }
         f
     };
-    let cases: Vec<(Vec<(&str, String)>, u16, &str, u64)> = vec![
+    type Case<'a> = (Vec<(&'a str, String)>, u16, &'a str, u64);
+    let cases: Vec<Case> = vec![
         (
             ok(&[("client_secret", "nope")]),
             401,
