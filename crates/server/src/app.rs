@@ -119,6 +119,7 @@ impl App {
             secrets: SecretHasher::new(&pepper),
             signing: SigningKeys::default(),
             tenants: TenantCache::default(),
+            directory: Default::default(),
             rate_limiter,
             base_url: base_url.clone(),
             metrics: metrics_handle()?,

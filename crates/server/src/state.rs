@@ -8,6 +8,7 @@ use keyway_crypto::secret::SecretHasher;
 use keyway_store::SqlStore;
 
 use crate::config::Config;
+use crate::services::directory_cache::DirectoryCache;
 use crate::services::signing::SigningKeys;
 use crate::services::tenants::TenantCache;
 use crate::services::tokens::RateLimiter;
@@ -23,6 +24,8 @@ pub struct Inner {
     pub secrets: SecretHasher,
     pub signing: SigningKeys,
     pub tenants: TenantCache,
+    /// Clients and resources as the token endpoint reads them; cleared by every directory write.
+    pub directory: DirectoryCache,
     pub rate_limiter: Option<RateLimiter>,
     /// The URL clients reach this server at when the request names no usable host.
     pub base_url: String,

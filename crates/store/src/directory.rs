@@ -465,33 +465,36 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn tenant_create(&self, b: &TenantBirth) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        tx.execute(
-            "INSERT INTO tenants (id, display_name, is_system, created_at) VALUES ($1, $2, $3, $4)",
-            vec![
-                b.tenant.id.into(),
-                b.tenant.display_name.clone().into(),
-                b.tenant.is_system.into(),
-                b.tenant.created_at.into(),
-            ],
-        )
-        .await?;
-        for (i, d) in b.tenant.domains.iter().enumerate() {
+        self.changed(async {
+            let mut tx = self.db.begin().await?;
             tx.execute(
-                "INSERT INTO tenant_domains (domain, tenant_id, position) VALUES ($1, $2, $3)",
-                vec![d.clone().into(), b.tenant.id.into(), (i as i64).into()],
+                "INSERT INTO tenants (id, display_name, is_system, created_at) VALUES ($1, $2, $3, $4)",
+                vec![
+                    b.tenant.id.into(),
+                    b.tenant.display_name.clone().into(),
+                    b.tenant.is_system.into(),
+                    b.tenant.created_at.into(),
+                ],
             )
             .await?;
+            for (i, d) in b.tenant.domains.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO tenant_domains (domain, tenant_id, position) VALUES ($1, $2, $3)",
+                    vec![d.clone().into(), b.tenant.id.into(), (i as i64).into()],
+                )
+                .await?;
+            }
+            insert_signing_key(&mut *tx, &b.signing_key).await?;
+            insert_sp(&mut *tx, &b.graph).await?;
+            insert_app(&mut *tx, &b.admin_app).await?;
+            insert_password(&mut *tx, &b.admin_secret).await?;
+            insert_sp(&mut *tx, &b.admin_sp).await?;
+            for a in &b.admin_roles {
+                insert_role(&mut *tx, a).await?;
+            }
+            tx.commit().await
         }
-        insert_signing_key(&mut *tx, &b.signing_key).await?;
-        insert_sp(&mut *tx, &b.graph).await?;
-        insert_app(&mut *tx, &b.admin_app).await?;
-        insert_password(&mut *tx, &b.admin_secret).await?;
-        insert_sp(&mut *tx, &b.admin_sp).await?;
-        for a in &b.admin_roles {
-            insert_role(&mut *tx, a).await?;
-        }
-        tx.commit().await
+        .await)
     }
 
     async fn tenant_get(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
@@ -536,7 +539,7 @@ impl DirectoryStore for SqlStore {
     async fn signing_keys(&self, tenant_id: Uuid) -> Result<Vec<StoredSigningKey>, StoreError> {
         self.db
             .fetch(
-                &format!("SELECT {KEY_ROW_COLS} FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at DESC, kid"),
+                &format!("SELECT {KEY_ROW_COLS} FROM signing_keys WHERE tenant_id = $1 ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, kid"),
                 vec![tenant_id.into()],
             )
             .await?
@@ -574,10 +577,15 @@ impl DirectoryStore for SqlStore {
         app: &Application,
         keys: &[KeyCredential],
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        insert_app(&mut *tx, app).await?;
-        insert_keys(&mut *tx, keys).await?;
-        tx.commit().await
+        self.changed(
+            async {
+                let mut tx = self.db.begin().await?;
+                insert_app(&mut *tx, app).await?;
+                insert_keys(&mut *tx, keys).await?;
+                tx.commit().await
+            }
+            .await,
+        )
     }
 
     async fn application_get(
@@ -641,66 +649,79 @@ impl DirectoryStore for SqlStore {
         app: &Application,
         keys: Option<&[KeyCredential]>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        tx.execute(
-            "UPDATE applications SET display_name = $1, sign_in_audience = $2, identifier_uris = $3, is_fallback_public_client = $4 WHERE id = $5 AND tenant_id = $6",
-            vec![
-                app.display_name.clone().into(),
-                app.sign_in_audience.clone().into(),
-                uris_json(app).into(),
-                app.is_fallback_public_client.into(),
-                app.id.into(),
-                app.tenant_id.into(),
-            ],
-        )
-        .await?;
-        tx.execute(
-            "DELETE FROM application_identifier_uris WHERE application_id = $1",
-            vec![app.id.into()],
-        )
-        .await?;
-        insert_uris(&mut *tx, app).await?;
-        if let Some(keys) = keys {
+        self.changed(async {
+            let mut tx = self.db.begin().await?;
             tx.execute(
-                "DELETE FROM key_credentials WHERE application_id = $1",
+                "UPDATE applications SET display_name = $1, sign_in_audience = $2, identifier_uris = $3, is_fallback_public_client = $4 WHERE id = $5 AND tenant_id = $6",
+                vec![
+                    app.display_name.clone().into(),
+                    app.sign_in_audience.clone().into(),
+                    uris_json(app).into(),
+                    app.is_fallback_public_client.into(),
+                    app.id.into(),
+                    app.tenant_id.into(),
+                ],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM application_identifier_uris WHERE application_id = $1",
                 vec![app.id.into()],
             )
             .await?;
-            insert_keys(&mut *tx, keys).await?;
+            insert_uris(&mut *tx, app).await?;
+            if let Some(keys) = keys {
+                tx.execute(
+                    "DELETE FROM key_credentials WHERE application_id = $1",
+                    vec![app.id.into()],
+                )
+                .await?;
+                insert_keys(&mut *tx, keys).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await
+        .await)
     }
 
     async fn application_delete(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
-        let rows = tx
-            .fetch(
-                "SELECT app_id FROM applications WHERE tenant_id = $1 AND id = $2",
-                vec![tenant_id.into(), id.into()],
-            )
-            .await?;
-        let Some(row) = rows.first() else {
-            return Ok(false);
-        };
-        let app_id = row.uuid(0)?;
-        tx.execute(
-            "DELETE FROM service_principals WHERE tenant_id = $1 AND app_id = $2",
-            vec![tenant_id.into(), app_id.into()],
+        self.changed(
+            async {
+                let mut tx = self.db.begin().await?;
+                let rows = tx
+                    .fetch(
+                        "SELECT app_id FROM applications WHERE tenant_id = $1 AND id = $2",
+                        vec![tenant_id.into(), id.into()],
+                    )
+                    .await?;
+                let Some(row) = rows.first() else {
+                    return Ok(false);
+                };
+                let app_id = row.uuid(0)?;
+                tx.execute(
+                    "DELETE FROM service_principals WHERE tenant_id = $1 AND app_id = $2",
+                    vec![tenant_id.into(), app_id.into()],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM applications WHERE tenant_id = $1 AND id = $2",
+                    vec![tenant_id.into(), id.into()],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await,
         )
-        .await?;
-        tx.execute(
-            "DELETE FROM applications WHERE tenant_id = $1 AND id = $2",
-            vec![tenant_id.into(), id.into()],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn password_add(&self, cred: &PasswordCredential) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        insert_password(&mut *tx, cred).await?;
-        tx.commit().await
+        self.changed(
+            async {
+                let mut tx = self.db.begin().await?;
+                insert_password(&mut *tx, cred).await?;
+                tx.commit().await
+            }
+            .await,
+        )
     }
 
     async fn password_remove(
@@ -708,13 +729,18 @@ impl DirectoryStore for SqlStore {
         application_id: Uuid,
         key_id: Uuid,
     ) -> Result<bool, StoreError> {
-        self.db
-            .execute(
-                "DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2",
-                vec![application_id.into(), key_id.into()],
-            )
-            .await
-            .map(|n| n > 0)
+        self.changed(
+            async {
+                self.db
+                .execute(
+                    "DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2",
+                    vec![application_id.into(), key_id.into()],
+                )
+                .await
+                .map(|n| n > 0)
+            }
+            .await,
+        )
     }
 
     async fn passwords(&self, application_id: Uuid) -> Result<Vec<PasswordCredential>, StoreError> {
@@ -764,9 +790,14 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn service_principal_create(&self, sp: &ServicePrincipal) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        insert_sp(&mut *tx, sp).await?;
-        tx.commit().await
+        self.changed(
+            async {
+                let mut tx = self.db.begin().await?;
+                insert_sp(&mut *tx, sp).await?;
+                tx.commit().await
+            }
+            .await,
+        )
     }
 
     async fn service_principal_get(
@@ -826,13 +857,16 @@ impl DirectoryStore for SqlStore {
         id: Uuid,
         enabled: bool,
     ) -> Result<bool, StoreError> {
-        self.db
-            .execute(
-                "UPDATE service_principals SET account_enabled = $1 WHERE tenant_id = $2 AND id = $3",
-                vec![enabled.into(), tenant_id.into(), id.into()],
-            )
-            .await
-            .map(|n| n > 0)
+        self.changed(async {
+            self.db
+                .execute(
+                    "UPDATE service_principals SET account_enabled = $1 WHERE tenant_id = $2 AND id = $3",
+                    vec![enabled.into(), tenant_id.into(), id.into()],
+                )
+                .await
+                .map(|n| n > 0)
+        }
+        .await)
     }
 
     async fn service_principal_delete(
@@ -840,19 +874,29 @@ impl DirectoryStore for SqlStore {
         tenant_id: Uuid,
         id: Uuid,
     ) -> Result<bool, StoreError> {
-        self.db
-            .execute(
-                "DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2",
-                vec![tenant_id.into(), id.into()],
-            )
-            .await
-            .map(|n| n > 0)
+        self.changed(
+            async {
+                self.db
+                    .execute(
+                        "DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2",
+                        vec![tenant_id.into(), id.into()],
+                    )
+                    .await
+                    .map(|n| n > 0)
+            }
+            .await,
+        )
     }
 
     async fn app_role_assign(&self, a: &AppRoleAssignment) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        insert_role(&mut *tx, a).await?;
-        tx.commit().await
+        self.changed(
+            async {
+                let mut tx = self.db.begin().await?;
+                insert_role(&mut *tx, a).await?;
+                tx.commit().await
+            }
+            .await,
+        )
     }
 
     async fn app_role_assignments(
@@ -877,13 +921,16 @@ impl DirectoryStore for SqlStore {
         principal_id: Uuid,
         id: Uuid,
     ) -> Result<bool, StoreError> {
-        self.db
-            .execute(
-                "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND principal_id = $2 AND id = $3",
-                vec![tenant_id.into(), principal_id.into(), id.into()],
-            )
-            .await
-            .map(|n| n > 0)
+        self.changed(async {
+            self.db
+                .execute(
+                    "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND principal_id = $2 AND id = $3",
+                    vec![tenant_id.into(), principal_id.into(), id.into()],
+                )
+                .await
+                .map(|n| n > 0)
+        }
+        .await)
     }
 
     async fn user_create(&self, u: &User) -> Result<(), StoreError> {

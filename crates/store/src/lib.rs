@@ -20,6 +20,9 @@ pub trait Store: DirectoryStore + Send + Sync {}
 /// The one implementation of `Store`, over whichever backend the URL chose.
 pub struct SqlStore {
     db: Box<dyn Db>,
+    /// Bumped by every committed change to applications, credentials, principals or role
+    /// assignments, so caches of them know they are stale.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store for SqlStore {}
@@ -27,6 +30,20 @@ impl Store for SqlStore {}
 impl SqlStore {
     pub fn backend(&self) -> &'static str {
         self.db.backend()
+    }
+
+    /// Changes to the directory made through this store so far (this process only).
+    pub fn directory_generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Pass a write's result through, counting a successful change for caches.
+    fn changed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        result
     }
 
     /// A cheap round trip, for readiness checks.
@@ -51,5 +68,8 @@ pub async fn open(url: &str) -> Result<Arc<SqlStore>, StoreError> {
             "the database URL must start with sqlite:// or postgres://".into(),
         ));
     };
-    Ok(Arc::new(SqlStore { db }))
+    Ok(Arc::new(SqlStore {
+        db,
+        generation: Default::default(),
+    }))
 }

@@ -153,7 +153,12 @@ async fn story(store: Arc<SqlStore>) {
         key_id: Uuid::new_v4(),
         ..second.clone()
     };
+    let before = store.directory_generation();
     store.password_add(&second).await.unwrap();
+    assert!(
+        store.directory_generation() > before,
+        "writes are counted for caches"
+    );
     store.password_add(&third).await.unwrap();
     assert_eq!(store.passwords(api.id).await.unwrap().len(), 2);
     assert!(store.password_remove(api.id, second.key_id).await.unwrap());

@@ -3,6 +3,7 @@
 
 pub mod applications;
 pub mod caller;
+pub mod directory_cache;
 pub mod principals;
 pub mod signing;
 pub mod tenants;

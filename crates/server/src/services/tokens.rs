@@ -18,7 +18,11 @@ use keyway_core::token::{
 use keyway_core::wire::TokenResponse;
 use keyway_crypto::assertion;
 use keyway_crypto::certificate::Certificate;
+use std::sync::Arc;
+
 use keyway_store::{AssertionUse, ClientRecord, DirectoryStore};
+
+use super::directory_cache::CachedClient;
 use uuid::Uuid;
 
 use super::{Result, ServiceError};
@@ -99,7 +103,7 @@ pub async fn issue(state: &AppState, req: TokenRequest) -> Result<TokenResponse>
 
 /// Who the client is, and how it proved it.
 struct AuthenticatedClient {
-    record: ClientRecord,
+    client: Arc<CachedClient>,
     principal: ServicePrincipal,
     method: ClientAuthMethod,
 }
@@ -128,12 +132,13 @@ async fn authenticate_client(
         tenant: tenant.id.to_string(),
     };
     let app_id = Uuid::parse_str(&client_id).map_err(|_| unknown())?;
-    let record = state
-        .store
-        .client_record(tenant.id, app_id)
+    let client = state
+        .directory
+        .client(state, tenant.id, app_id)
         .await?
-        .filter(|r| r.application.tenant_id == tenant.id)
+        .filter(|c| c.record.application.tenant_id == tenant.id)
         .ok_or_else(unknown)?;
+    let record = &client.record;
     let principal = record.service_principal.clone().ok_or_else(unknown)?;
     if !principal.account_enabled {
         return Err(TokenError::DisabledClient(client_id).into());
@@ -153,7 +158,7 @@ async fn authenticate_client(
             .into());
         }
         (Some(secret), None) => {
-            check_secret(state, &record, &client_id, secret, now)?;
+            check_secret(state, record, &client_id, secret, now)?;
             ClientAuthMethod::Secret
         }
         (None, Some(jwt)) => {
@@ -163,7 +168,7 @@ async fn authenticate_client(
                 ))
                 .into());
             }
-            check_assertion(state, req, tenant, &record, jwt, now).await?;
+            check_assertion(state, req, tenant, record, jwt, now).await?;
             ClientAuthMethod::Certificate
         }
         (None, None) if allow_public && record.application.is_fallback_public_client => {
@@ -172,7 +177,7 @@ async fn authenticate_client(
         (None, None) => return Err(TokenError::MissingClientCredential.into()),
     };
     Ok(AuthenticatedClient {
-        record,
+        client,
         principal,
         method,
     })
@@ -268,7 +273,20 @@ async fn resolve_resource(
     tenant: &Tenant,
     resource: &str,
 ) -> Result<ServicePrincipal> {
-    let unknown = || TokenError::UnknownResource(resource.to_string());
+    state
+        .directory
+        .resource(state, tenant.id, resource, || {
+            load_resource(state, tenant, resource)
+        })
+        .await?
+        .ok_or_else(|| TokenError::UnknownResource(resource.to_string()).into())
+}
+
+async fn load_resource(
+    state: &AppState,
+    tenant: &Tenant,
+    resource: &str,
+) -> Result<Option<ServicePrincipal>> {
     let trimmed = resource.trim_end_matches('/');
     let app_id = if trimmed.eq_ignore_ascii_case(GRAPH_RESOURCE_URI) {
         GRAPH_APP_ID
@@ -289,28 +307,21 @@ async fn resolve_resource(
             }
             None => None,
         };
-        app.ok_or_else(unknown)?.app_id
+        match app {
+            Some(a) => a.app_id,
+            None => return Ok(None),
+        }
     };
-    let sp = state
+    Ok(state
         .store
         .service_principal_by_app_id(tenant.id, app_id)
-        .await?
-        .ok_or_else(unknown)?;
-    Ok(sp)
+        .await?)
 }
 
 /// The app roles the client holds on the resource.
-async fn roles_on(
-    state: &AppState,
-    tenant: &Tenant,
-    principal: &ServicePrincipal,
-    resource: &ServicePrincipal,
-) -> Result<Vec<String>> {
-    let assigned = state
-        .store
-        .app_role_assignments(tenant.id, principal.id)
-        .await?;
-    let mut roles: Vec<String> = assigned
+fn roles_on(client: &CachedClient, resource: &ServicePrincipal) -> Vec<String> {
+    let mut roles: Vec<String> = client
+        .assignments
         .iter()
         .filter(|a| a.resource_id == resource.id)
         .filter_map(|a| {
@@ -323,7 +334,7 @@ async fn roles_on(
         .collect();
     roles.sort();
     roles.dedup();
-    Ok(roles)
+    roles
 }
 
 async fn client_credentials(
@@ -336,9 +347,9 @@ async fn client_credentials(
     let resource_name = scope::client_credentials_resource(scope)
         .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
     let resource = resolve_resource(state, tenant, &resource_name).await?;
-    let roles = roles_on(state, tenant, &client.principal, &resource).await?;
+    let roles = roles_on(&client.client, &resource);
     let now = state.clock.now().unix_timestamp();
-    let app_id = client.record.application.app_id.to_string();
+    let app_id = client.client.record.application.app_id.to_string();
     let claims = AccessTokenClaims {
         aud: resource_name,
         iss: issuer(req, tenant),
@@ -406,7 +417,7 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         })
         .collect();
     let now = state.clock.now().unix_timestamp();
-    let app_id = client.record.application.app_id.to_string();
+    let app_id = client.client.record.application.app_id.to_string();
     let aud = if resource.app_id == GRAPH_APP_ID {
         GRAPH_RESOURCE_URI.to_string()
     } else {
