@@ -6,5 +6,6 @@
 mod assertions;
 mod graph;
 mod helpers;
+mod nodes;
 mod ops;
 mod tokens;

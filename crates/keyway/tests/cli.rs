@@ -1,0 +1,342 @@
+//! The `keyway` binary end to end: `serve` as a newcomer runs it, the CLI against it, a
+//! `kill -9` that loses nothing acknowledged, and the TLS modes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("KEYWAY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Keyway listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server did not announce itself");
+    Server { child, base }
+}
+
+fn keyway(profile: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("KEYWAY_PROFILE", profile)
+        .env_remove("KEYWAY_CA")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn ok(profile: &Path, args: &[&str]) -> String {
+    let (success, out, err) = keyway(profile, args);
+    assert!(success, "keyway {args:?} failed: {err}");
+    out
+}
+
+fn json(profile: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    serde_json::from_str(&ok(profile, &all)).unwrap()
+}
+
+#[test]
+fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    assert!(server.base.starts_with("https://127.0.0.1:"));
+    let profile: PathBuf = dir.path().join("admin.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&profile).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("tls/ca.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+
+    let app = json(&profile, &["app", "create", "Invoice robot"]);
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let secret = json(
+        &profile,
+        &[
+            "app", "secret", "add", &app_id, "--name", "robot", "--days", "30",
+        ],
+    );
+    let secret_text = secret["secretText"].as_str().unwrap().to_string();
+    json(&profile, &["sp", "create", &app_id]);
+    let listed = ok(&profile, &["app", "secret", "list", &app_id]);
+    assert!(
+        listed.contains("robot") && !listed.contains(&secret_text),
+        "{listed}"
+    );
+
+    // A token for the new app, with its secret from the environment.
+    let out = Command::new(BIN)
+        .args(["token", "get", "--client-id", &app_id, "--raw"])
+        .env("KEYWAY_PROFILE", &profile)
+        .env("KEYWAY_CLIENT_SECRET", &secret_text)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+
+    // A wrong secret is a clear message and a failing exit code.
+    let out = Command::new(BIN)
+        .args(["token", "get", "--client-id", &app_id])
+        .env("KEYWAY_PROFILE", &profile)
+        .env("KEYWAY_CLIENT_SECRET", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AADSTS7000215"));
+
+    // Roles, users and tenants through the CLI.
+    ok(
+        &profile,
+        &[
+            "sp",
+            "role",
+            "add",
+            &app_id,
+            "--role",
+            "Application.ReadWrite.All",
+        ],
+    );
+    assert!(ok(&profile, &["sp", "role", "list", &app_id]).contains("Application.ReadWrite.All"));
+    let (fails, _, err) = keyway(
+        &profile,
+        &["sp", "role", "add", &app_id, "--role", "Bogus.Role"],
+    );
+    assert!(!fails && err.contains("unknown role"), "{err}");
+    let tenant = json(
+        &profile,
+        &["tenant", "create", "Contoso", "--domain", "contoso.example"],
+    );
+    assert!(
+        tenant["administrator"]["clientSecret"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 43
+    );
+    assert!(ok(&profile, &["tenant", "list"]).contains("contoso.example"));
+    let rotated = json(&profile, &["tenant", "rotate-keys"]);
+    assert_eq!(rotated["status"], "active");
+
+    // kill -9, then start again on the same data directory: everything acknowledged is there.
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let again = serve(dir.path(), &[]);
+    let apps = ok(&profile, &["app", "list"]);
+    assert!(apps.contains("Invoice robot"), "{apps}");
+    let reloaded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(
+        reloaded["baseUrl"],
+        again.base.as_str(),
+        "admin.json follows the new port"
+    );
+    let out = Command::new(BIN)
+        .args(["token", "get", "--client-id", &app_id, "--raw"])
+        .env("KEYWAY_PROFILE", &profile)
+        .env("KEYWAY_CLIENT_SECRET", &secret_text)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the secret survives kill -9: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&profile, &["app", "delete", &app_id]);
+    let (gone, _, _) = keyway(&profile, &["app", "show", &app_id]);
+    assert!(!gone);
+    drop(again);
+}
+
+#[test]
+fn certificates_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(dir.path(), &[]);
+    let profile = dir.path().join("admin.json");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["robot.example".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (
+        dir.path().join("robot-cert.pem"),
+        dir.path().join("robot-key.pem"),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+
+    let app_id = json(&profile, &["app", "create", "Robot"])["appId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json(&profile, &["sp", "create", &app_id]);
+    let added = json(
+        &profile,
+        &[
+            "app",
+            "cert",
+            "add",
+            &app_id,
+            "--pem",
+            cert_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(added["customKeyIdentifier"].as_str().unwrap().len(), 40);
+    let token = ok(
+        &profile,
+        &[
+            "token",
+            "get",
+            "--client-id",
+            &app_id,
+            "--certificate",
+            cert_path.to_str().unwrap(),
+            "--key",
+            key_path.to_str().unwrap(),
+            "--raw",
+        ],
+    );
+    assert_eq!(token.trim().split('.').count(), 3);
+    let key_id = added["keyId"].as_str().unwrap();
+    ok(&profile, &["app", "cert", "remove", &app_id, key_id]);
+    let (success, _, err) = keyway(
+        &profile,
+        &[
+            "token",
+            "get",
+            "--client-id",
+            &app_id,
+            "--certificate",
+            cert_path.to_str().unwrap(),
+            "--key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    assert!(!success && err.contains("AADSTS700027"), "{err}");
+}
+
+#[test]
+fn plain_http_and_an_operator_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = serve(dir.path(), &["--plain-http"]);
+    assert!(plain.base.starts_with("http://"));
+    let profile = dir.path().join("admin.json");
+    assert!(ok(&profile, &["app", "list"]).contains("Keyway administrator"));
+    drop(plain);
+
+    // An operator's own CA and server certificate.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let own = tempfile::tempdir().unwrap();
+    let (c, k, ca_file) = (
+        own.path().join("server.pem"),
+        own.path().join("server.key"),
+        own.path().join("ca.pem"),
+    );
+    std::fs::write(&c, leaf.pem()).unwrap();
+    std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(
+        data.path(),
+        &[
+            "--tls-cert",
+            c.to_str().unwrap(),
+            "--tls-key",
+            k.to_str().unwrap(),
+        ],
+    );
+    assert!(server.base.starts_with("https://"));
+    let out = Command::new(BIN)
+        .args(["app", "list"])
+        .env("KEYWAY_PROFILE", data.path().join("admin.json"))
+        .env("KEYWAY_CA", &ca_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without trusting that CA the CLI refuses the connection.
+    let start = Instant::now();
+    let (success, _, err) = keyway(&data.path().join("admin.json"), &["app", "list"]);
+    assert!(!success, "{err}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
