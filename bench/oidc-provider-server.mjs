@@ -1,9 +1,13 @@
 // Benchmark peer for Keyway: a minimal node `oidc-provider` that issues JWT
-// access tokens via client_credentials (client_secret_post).
+// access tokens via client_credentials (client_secret_post). The resource
+// indicator defaults to OP_RESOURCE, so a request without `resource` still
+// gets a JWT (audience = that resource, scope 'api').
 //
 // Usage: node oidc-provider-server.mjs [PORT]   (or env OP_PORT; default 3000)
 // Env:   OP_CLIENT_ID / OP_CLIENT_SECRET  override the single client's credentials
 //        OP_RESOURCE                      the fixed resource (JWT audience)
+//        OP_ALG                           access-token signing alg: RS256 (default),
+//                                         PS256, ES256 or EdDSA
 //        OP_VERBOSE=1                     keep oidc-provider's notices/warnings
 // Listens on 127.0.0.1 only, plain HTTP (keep-alive is Node's default), and
 // prints `oidc-provider listening on http://127.0.0.1:PORT` when ready.
@@ -27,9 +31,20 @@ if (!process.env.OP_VERBOSE) {
 // check) are dropped too.
 const { default: Provider } = await import('oidc-provider');
 
-// A real RS256 signing key (avoids the provider's built-in development keys).
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: 'bench-1' };
+const alg = process.env.OP_ALG || 'RS256';
+const keyParams = {
+  RS256: ['rsa', { modulusLength: 2048 }],
+  PS256: ['rsa', { modulusLength: 2048 }],
+  ES256: ['ec', { namedCurve: 'P-256' }],
+  EdDSA: ['ed25519', {}],
+}[alg];
+if (!keyParams) {
+  process.stderr.write(`unsupported OP_ALG ${alg}\n`);
+  process.exit(2);
+}
+// A fresh signing key (avoids the provider's built-in development keys).
+const { privateKey } = generateKeyPairSync(...keyParams);
+const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg, kid: 'bench-1' };
 
 const provider = new Provider(issuer, {
   clients: [
@@ -39,6 +54,7 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'client_secret_post',
       grant_types: ['client_credentials'],
       response_types: [],
+      id_token_signed_response_alg: alg, // unused, but must match an available key
       redirect_uris: [],
     },
   ],
@@ -55,7 +71,7 @@ const provider = new Provider(issuer, {
         accessTokenFormat: 'jwt',
         audience: resourceIndicator,
         accessTokenTTL: 3600,
-        jwt: { sign: { alg: 'RS256' } },
+        jwt: { sign: { alg } },
       }),
     },
   },
