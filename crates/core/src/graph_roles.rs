@@ -56,7 +56,14 @@ pub const KEYWAY_TENANT_READWRITE_ALL: GraphRole = GraphRole {
     description: "Create, list and rotate the signing keys of tenants (system tenant only)",
 };
 
-pub const ALL: [GraphRole; 8] = [
+/// Keyway's own: create, list and delete environments of the tenant.
+pub const KEYWAY_ENVIRONMENT_READWRITE_ALL: GraphRole = GraphRole {
+    id: uuid!("8d3b6f2e-4a1c-4e7b-b2d9-3c5a7e9f1b02"),
+    value: "Keyway.Environment.ReadWrite.All",
+    description: "Create, list and delete the tenant's environments",
+};
+
+pub const ALL: [GraphRole; 9] = [
     APPLICATION_READ_ALL,
     APPLICATION_READWRITE_ALL,
     USER_READ_ALL,
@@ -65,6 +72,7 @@ pub const ALL: [GraphRole; 8] = [
     DIRECTORY_READWRITE_ALL,
     APP_ROLE_ASSIGNMENT_READWRITE_ALL,
     KEYWAY_TENANT_READWRITE_ALL,
+    KEYWAY_ENVIRONMENT_READWRITE_ALL,
 ];
 
 pub fn by_id(id: Uuid) -> Option<GraphRole> {
@@ -85,6 +93,8 @@ pub enum Permission {
     WriteUsers,
     AssignRoles,
     ManageTenants,
+    ReadEnvironments,
+    ManageEnvironments,
 }
 
 impl Permission {
@@ -106,6 +116,15 @@ impl Permission {
             Self::WriteUsers => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
             Self::AssignRoles => &["AppRoleAssignment.ReadWrite.All"],
             Self::ManageTenants => &["Keyway.Tenant.ReadWrite.All"],
+            Self::ReadEnvironments => &[
+                "Keyway.Environment.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            Self::ManageEnvironments => &[
+                "Keyway.Environment.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
         }
     }
 
@@ -118,11 +137,12 @@ impl Permission {
 }
 
 /// The roles the bootstrap administrator application holds.
-pub const ADMINISTRATOR: [GraphRole; 4] = [
+pub const ADMINISTRATOR: [GraphRole; 5] = [
     DIRECTORY_READWRITE_ALL,
     APPLICATION_READWRITE_ALL,
     APP_ROLE_ASSIGNMENT_READWRITE_ALL,
     KEYWAY_TENANT_READWRITE_ALL,
+    KEYWAY_ENVIRONMENT_READWRITE_ALL,
 ];
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod directory;
+pub mod environment;
 pub mod graph_roles;
 pub mod scope;
 pub mod token;

@@ -317,6 +317,26 @@ pub struct TokenResponse {
     pub refresh_in: Option<i64>,
 }
 
+/// An environment as the admin API and the CLI show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentView {
+    pub id: Uuid,
+    pub name: String,
+    pub tenant_id: Uuid,
+    /// Where clients point their base URL; the Web API is at `{url}/api/data/v9.2/`.
+    pub url: String,
+    pub created_by: Uuid,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentInput {
+    pub name: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeyView {

@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::app::AppCommand,
     },
+    /// Environments (Dataverse-style record stores).
+    Env {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::env::EnvCommand,
+    },
     /// Service principals and their roles.
     Sp {
         #[command(flatten)]
@@ -101,6 +108,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Tenant { global, command } => commands::tenant::run(&global, command).await,
             Command::App { global, command } => commands::app::run(&global, command).await,
+            Command::Env { global, command } => commands::env::run(&global, command).await,
             Command::Sp { global, command } => commands::sp::run(&global, command).await,
             Command::User { global, command } => commands::user::run(&global, command).await,
             Command::Token { global, command } => commands::token::run(&global, command).await,

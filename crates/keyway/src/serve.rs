@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// The URL clients use to reach Keyway, when it differs from the listening address.
     #[arg(long, env = "KEYWAY_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Also reach each environment at https://<name>.<domain> (DNS and certificate are yours).
+    #[arg(long, env = "KEYWAY_ENVIRONMENT_DOMAIN")]
+    environment_domain: Option<String>,
     /// The domain name of the tenant made at first start.
     #[arg(long, default_value = "keyway.local")]
     tenant_domain: String,
@@ -72,6 +75,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.hostnames = args.hostnames;
     config.public_url = args.public_url;
     config.bootstrap_domain = args.tenant_domain;
+    config.environment_domain = args
+        .environment_domain
+        .map(|d| d.trim_matches('.').to_ascii_lowercase());
     config.rate_limit_per_second = args.rate_limit;
     config.rate_limit_burst = args.rate_limit_burst;
     config.tls = match (args.plain_http, args.tls_cert, args.tls_key) {

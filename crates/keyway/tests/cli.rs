@@ -182,6 +182,14 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
             >= 43
     );
     assert!(ok(&profile, &["tenant", "list"]).contains("contoso.example"));
+    let env = json(&profile, &["env", "create", "dev"]);
+    assert_eq!(env["name"], "dev");
+    assert_eq!(
+        env["url"].as_str().unwrap(),
+        format!("{}/env/dev", server.base)
+    );
+    assert!(uuid::Uuid::parse_str(env["id"].as_str().unwrap()).is_ok());
+    assert!(ok(&profile, &["env", "list"]).contains("/env/dev"));
     let rotated = json(&profile, &["tenant", "rotate-keys"]);
     assert_eq!(rotated["status"], "active");
 

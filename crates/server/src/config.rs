@@ -24,6 +24,8 @@ pub struct Config {
     pub hostnames: Vec<String>,
     /// The URL clients use, when it differs from the listening address (behind a proxy).
     pub public_url: Option<String>,
+    /// With a domain, environments are also reached at `https://<name>.<domain>` (Host routing).
+    pub environment_domain: Option<String>,
     /// The domain name of the tenant made at first start.
     pub bootstrap_domain: String,
     /// Token requests per second per client address; 0 turns the limit off.
@@ -42,6 +44,7 @@ impl Config {
             tls: TlsMode::Auto,
             hostnames: Vec::new(),
             public_url: None,
+            environment_domain: None,
             bootstrap_domain: "keyway.local".into(),
             rate_limit_per_second: 200,
             rate_limit_burst: 400,

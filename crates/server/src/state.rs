@@ -32,6 +32,42 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
+impl Inner {
+    /// Is `host` (a name or address, without port) one this server answers to?
+    pub fn is_our_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        ["localhost", "127.0.0.1", "::1"].contains(&host.as_str())
+            || self
+                .config
+                .hostnames
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host))
+            || host_of_url(&self.base_url).is_some_and(|b| b == host)
+    }
+}
+
+/// The host of `scheme://host[:port]/…`, lower-case, without brackets or port.
+pub fn host_of_url(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    Some(host_of_authority(rest.split('/').next()?))
+}
+
+/// `host[:port]` or `[v6]:port` → the host, lower-case.
+pub fn host_of_authority(authority: &str) -> String {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+    }
+    authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority)
+        .to_ascii_lowercase()
+}
+
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {

@@ -2,6 +2,7 @@
 //! and the SQLite and PostgreSQL backends chosen from the database URL.
 
 mod directory;
+mod environments;
 mod error;
 mod migrate;
 pub mod sql;
@@ -10,18 +11,19 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
+pub use environments::EnvironmentStore;
 pub use error::StoreError;
 
 use sql::Db;
 
 /// Everything the server persists. Each method is one atomic use case.
-pub trait Store: DirectoryStore + Send + Sync {}
+pub trait Store: DirectoryStore + EnvironmentStore + Send + Sync {}
 
 /// The one implementation of `Store`, over whichever backend the URL chose.
 pub struct SqlStore {
     db: Box<dyn Db>,
-    /// Bumped by every committed change to applications, credentials, principals or role
-    /// assignments, so caches of them know they are stale.
+    /// Bumped by every committed change to applications, credentials, principals, role
+    /// assignments or environments, so caches of them know they are stale.
     generation: std::sync::atomic::AtomicU64,
 }
 

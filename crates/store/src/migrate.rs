@@ -7,16 +7,30 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::StoreError;
 
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "directory",
-    include_str!("migrations/sqlite/0001_directory.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "directory",
-    include_str!("migrations/postgres/0001_directory.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "directory",
+        include_str!("migrations/sqlite/0001_directory.sql"),
+    ),
+    (
+        2,
+        "environments",
+        include_str!("migrations/sqlite/0002_environments.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "directory",
+        include_str!("migrations/postgres/0001_directory.sql"),
+    ),
+    (
+        2,
+        "environments",
+        include_str!("migrations/postgres/0002_environments.sql"),
+    ),
+];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

@@ -342,6 +342,53 @@ async fn story(store: Arc<SqlStore>) {
         .unwrap();
     assert_eq!(store.signing_keys(tid).await.unwrap().len(), 1);
 
+    // Environments: unique names, numbers never reused.
+    use keyway_store::EnvironmentStore;
+    let env = keyway_core::environment::Environment {
+        id: Uuid::new_v4(),
+        tenant_id: tid,
+        name: format!("dev{}", &tid.simple().to_string()[..8]),
+        number: 0,
+        created_by: b.admin_sp.id,
+        created_at: NOW,
+    };
+    let dev = store.environment_create(&env).await.unwrap();
+    assert!(dev.number > 0);
+    let test = store
+        .environment_create(&keyway_core::environment::Environment {
+            id: Uuid::new_v4(),
+            name: format!("{}t", env.name),
+            ..env.clone()
+        })
+        .await
+        .unwrap();
+    assert_ne!(dev.number, test.number);
+    assert!(
+        store
+            .environment_create(&keyway_core::environment::Environment {
+                id: Uuid::new_v4(),
+                ..env.clone()
+            })
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.environment_by_name(&env.name).await.unwrap().unwrap(),
+        dev
+    );
+    assert_eq!(store.environment_get(dev.id).await.unwrap().unwrap(), dev);
+    assert_eq!(store.environment_list(tid).await.unwrap().len(), 2);
+    assert!(store.environment_delete(tid, test.id).await.unwrap());
+    let again = store
+        .environment_create(&keyway_core::environment::Environment {
+            id: Uuid::new_v4(),
+            name: format!("{}u", env.name),
+            ..env.clone()
+        })
+        .await
+        .unwrap();
+    assert!(again.number > test.number, "numbers are never reused");
+
     // Server secrets: the first value wins.
     let a = store
         .server_secret_get_or_insert("pepper-test", vec![1], NOW)

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::state::{AppState, host_of_authority};
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -111,14 +111,7 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let name = host_name(host);
-    let known = ["localhost", "127.0.0.1", "::1"].contains(&name.as_str())
-        || state
-            .config
-            .hostnames
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&name))
-        || url_host(&state.base_url).is_some_and(|b| b.eq_ignore_ascii_case(&name));
+    let known = state.is_our_host(&host_of_authority(host));
     if host.is_empty()
         || !known
         || !host
@@ -139,36 +132,18 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-fn host_name(host: &str) -> String {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest
-            .split(']')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-    }
-    host.rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .to_ascii_lowercase()
-}
-
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split("://").nth(1)?;
-    Some(host_name(rest.split('/').next()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn host_names_without_ports() {
-        assert_eq!(host_name("127.0.0.1:8443"), "127.0.0.1");
-        assert_eq!(host_name("[::1]:8443"), "::1");
-        assert_eq!(host_name("Example.com"), "example.com");
+        use crate::state::{host_of_authority, host_of_url};
+        assert_eq!(host_of_authority("127.0.0.1:8443"), "127.0.0.1");
+        assert_eq!(host_of_authority("[::1]:8443"), "::1");
+        assert_eq!(host_of_authority("Example.com"), "example.com");
         assert_eq!(
-            url_host("https://id.example.com:9/x").as_deref(),
+            host_of_url("https://id.example.com:9/x").as_deref(),
             Some("id.example.com")
         );
     }

@@ -14,7 +14,9 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 
 use crate::state::AppState;
-use graph::{applications as apps, service_principals as sps, tenants, users};
+use graph::{
+    applications as apps, environments as envs, service_principals as sps, tenants, users,
+};
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
@@ -78,6 +80,14 @@ pub fn router(state: AppState) -> Router {
             get(users::users_get)
                 .patch(users::users_update)
                 .delete(users::users_delete),
+        )
+        .route(
+            "/v1.0/environments",
+            get(envs::environments_list).post(envs::environments_create),
+        )
+        .route(
+            "/v1.0/environments/{id}",
+            get(envs::environments_get).delete(envs::environments_delete),
         )
         .route(
             "/v1.0/tenants",

@@ -49,8 +49,12 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::tenants::tenants_create,
         crate::http::graph::tenants::signing_keys_list,
         crate::http::graph::tenants::signing_keys_rotate,
+        crate::http::graph::environments::environments_list,
+        crate::http::graph::environments::environments_create,
+        crate::http::graph::environments::environments_get,
+        crate::http::graph::environments::environments_delete,
     ),
-    tags((name = "operations"), (name = "tenants"))
+    tags((name = "operations"), (name = "tenants"), (name = "environments"))
 )]
 pub struct ApiDoc;
 

@@ -17,6 +17,15 @@ use crate::state::AppState;
 /// How stale another node's change may be seen here.
 pub const TTL: Duration = Duration::seconds(2);
 
+/// What a scope's resource turned out to be.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// An API (Microsoft Graph or an app registration) by its service principal.
+    Principal(ServicePrincipal),
+    /// An environment's Web API: its tokens' `aud` is the environment URL.
+    Environment(keyway_core::environment::Environment),
+}
+
 #[derive(Debug)]
 pub struct CachedClient {
     pub record: ClientRecord,
@@ -29,7 +38,7 @@ type Entries<K, V> = RwLock<HashMap<K, (V, OffsetDateTime, u64)>>;
 #[derive(Default)]
 pub struct DirectoryCache {
     clients: Entries<(Uuid, Uuid), Option<Arc<CachedClient>>>,
-    resources: Entries<(Uuid, String), Option<ServicePrincipal>>,
+    resources: Entries<(Uuid, String), Option<Resource>>,
 }
 
 fn fresh<K: std::hash::Hash + Eq, V: Clone>(
@@ -101,10 +110,10 @@ impl DirectoryCache {
         tenant_id: Uuid,
         name: &str,
         load: F,
-    ) -> Result<Option<ServicePrincipal>>
+    ) -> Result<Option<Resource>>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<ServicePrincipal>>>,
+        Fut: std::future::Future<Output = Result<Option<Resource>>>,
     {
         let now = state.clock.now();
         let generation = state.store.directory_generation();

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use keyway_store::{AssertionUse, ClientRecord, DirectoryStore};
 
-use super::directory_cache::CachedClient;
+use super::directory_cache::{CachedClient, Resource};
 use uuid::Uuid;
 
 use super::{Result, ServiceError};
@@ -269,12 +269,9 @@ async fn check_assertion(
     }
 }
 
-/// The resource a scope names, as the service principal that represents it in the tenant.
-async fn resolve_resource(
-    state: &AppState,
-    tenant: &Tenant,
-    resource: &str,
-) -> Result<ServicePrincipal> {
+/// The resource a scope names: an environment of the tenant, or the service principal that
+/// represents an API in it.
+async fn resolve_resource(state: &AppState, tenant: &Tenant, resource: &str) -> Result<Resource> {
     state
         .directory
         .resource(state, tenant.id, resource, || {
@@ -288,7 +285,10 @@ async fn load_resource(
     state: &AppState,
     tenant: &Tenant,
     resource: &str,
-) -> Result<Option<ServicePrincipal>> {
+) -> Result<Option<Resource>> {
+    if let Some(env) = super::environments::from_resource(state, tenant.id, resource).await? {
+        return Ok(Some(Resource::Environment(env)));
+    }
     let trimmed = resource.trim_end_matches('/');
     let app_id = if trimmed.eq_ignore_ascii_case(GRAPH_RESOURCE_URI) {
         GRAPH_APP_ID
@@ -317,11 +317,15 @@ async fn load_resource(
     Ok(state
         .store
         .service_principal_by_app_id(tenant.id, app_id)
-        .await?)
+        .await?
+        .map(Resource::Principal))
 }
 
-/// The app roles the client holds on the resource.
-fn roles_on(client: &CachedClient, resource: &ServicePrincipal) -> Vec<String> {
+/// The app roles the client holds on the resource (environments use security roles instead).
+fn roles_on(client: &CachedClient, resource: &Resource) -> Vec<String> {
+    let Resource::Principal(resource) = resource else {
+        return Vec::new();
+    };
     let mut roles: Vec<String> = client
         .assignments
         .iter()
@@ -420,10 +424,9 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         .collect();
     let now = state.clock.now().unix_timestamp();
     let app_id = client.client.record.application.app_id.to_string();
-    let aud = if resource.app_id == GRAPH_APP_ID {
-        GRAPH_RESOURCE_URI.to_string()
-    } else {
-        delegated.resource.clone()
+    let aud = match &resource {
+        Resource::Principal(sp) if sp.app_id == GRAPH_APP_ID => GRAPH_RESOURCE_URI.to_string(),
+        _ => delegated.resource.clone(),
     };
     let claims = AccessTokenClaims {
         aud,

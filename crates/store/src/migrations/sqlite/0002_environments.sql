@@ -1,0 +1,16 @@
+-- Environments: a tenant's record stores, each reached at its own URL.
+
+CREATE TABLE environments (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL UNIQUE,
+    number INTEGER NOT NULL UNIQUE,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX environments_tenant ON environments (tenant_id, name);
+
+-- Every number ever given out, so a number (and the table names made from it) is never reused.
+CREATE TABLE environment_numbers (
+    number INTEGER PRIMARY KEY
+);
