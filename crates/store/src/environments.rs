@@ -1,6 +1,7 @@
 //! Environments in storage: made with a server-unique number that names their SQL tables.
 
 use async_trait::async_trait;
+use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::environment::Environment;
 use uuid::Uuid;
 
@@ -9,8 +10,15 @@ use crate::{SqlStore, StoreError};
 
 #[async_trait]
 pub trait EnvironmentStore: Send + Sync {
-    /// Store a new environment; its `number` is chosen here (the one given is ignored).
-    async fn environment_create(&self, env: &Environment) -> Result<Environment, StoreError>;
+    /// Store a new environment with its tables; its `number` is chosen here (the one given is
+    /// ignored). The environment row, its metadata and its SQL tables are made in one transaction.
+    async fn environment_create(
+        &self,
+        env: &Environment,
+        tables: &[EntityDef],
+    ) -> Result<Environment, StoreError>;
+    /// The environment's tables and columns.
+    async fn environment_tables(&self, env_id: Uuid) -> Result<Vec<EntityDef>, StoreError>;
     async fn environment_get(&self, id: Uuid) -> Result<Option<Environment>, StoreError>;
     async fn environment_by_name(&self, name: &str) -> Result<Option<Environment>, StoreError>;
     async fn environment_list(&self, tenant_id: Uuid) -> Result<Vec<Environment>, StoreError>;
@@ -32,7 +40,11 @@ fn env_from(r: &Row) -> Result<Environment, StoreError> {
 
 #[async_trait]
 impl EnvironmentStore for SqlStore {
-    async fn environment_create(&self, env: &Environment) -> Result<Environment, StoreError> {
+    async fn environment_create(
+        &self,
+        env: &Environment,
+        tables: &[EntityDef],
+    ) -> Result<Environment, StoreError> {
         let mut tx = self.db.begin().await?;
         // Numbers are never reused, so a deleted environment's tables cannot be mistaken for a
         // new one's. Two nodes racing here collide on the primary key: one of them retries.
@@ -63,6 +75,7 @@ impl EnvironmentStore for SqlStore {
             ],
         )
         .await?;
+        crate::dataverse::provision(&mut *tx, self.db.dialect(), env.id, next, tables).await?;
         tx.commit().await?;
         self.changed(Ok(()))?;
         Ok(Environment {
@@ -107,15 +120,36 @@ impl EnvironmentStore for SqlStore {
             .collect()
     }
 
+    async fn environment_tables(&self, env_id: Uuid) -> Result<Vec<EntityDef>, StoreError> {
+        let entities = self
+            .db
+            .fetch(crate::dataverse::ENTITY_QUERY, vec![env_id.into()])
+            .await?;
+        let attributes = self
+            .db
+            .fetch(crate::dataverse::ATTRIBUTE_QUERY, vec![env_id.into()])
+            .await?;
+        crate::dataverse::load(entities, attributes)
+    }
+
     async fn environment_delete(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
-        self.changed(
-            self.db
-                .execute(
-                    "DELETE FROM environments WHERE tenant_id = $1 AND id = $2",
-                    vec![tenant_id.into(), id.into()],
-                )
-                .await
-                .map(|n| n > 0),
-        )
+        let Some(env) = self
+            .environment_get(id)
+            .await?
+            .filter(|e| e.tenant_id == tenant_id)
+        else {
+            return Ok(false);
+        };
+        let tables = self.environment_tables(id).await?;
+        let mut tx = self.db.begin().await?;
+        crate::dataverse::drop_tables(&mut *tx, env.number, &tables).await?;
+        let n = tx
+            .execute(
+                "DELETE FROM environments WHERE tenant_id = $1 AND id = $2",
+                vec![tenant_id.into(), id.into()],
+            )
+            .await?;
+        tx.commit().await?;
+        self.changed(Ok(n > 0))
     }
 }

@@ -1,6 +1,7 @@
 //! Keyway's storage: the `Store` trait, one implementation written once over a small SQL seam,
 //! and the SQLite and PostgreSQL backends chosen from the database URL.
 
+mod dataverse;
 mod directory;
 mod environments;
 mod error;

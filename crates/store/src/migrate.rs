@@ -18,6 +18,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "environments",
         include_str!("migrations/sqlite/0002_environments.sql"),
     ),
+    (
+        3,
+        "dataverse metadata",
+        include_str!("migrations/sqlite/0003_dataverse_metadata.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -29,6 +34,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "environments",
         include_str!("migrations/postgres/0002_environments.sql"),
+    ),
+    (
+        3,
+        "dataverse metadata",
+        include_str!("migrations/postgres/0003_dataverse_metadata.sql"),
     ),
 ];
 

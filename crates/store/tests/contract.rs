@@ -352,23 +352,33 @@ async fn story(store: Arc<SqlStore>) {
         created_by: b.admin_sp.id,
         created_at: NOW,
     };
-    let dev = store.environment_create(&env).await.unwrap();
+    let tables = keyway_core::dataverse::system_tables::builtin_entities();
+    let dev = store.environment_create(&env, &tables).await.unwrap();
     assert!(dev.number > 0);
+    // Its tables are made with their metadata, in the same transaction.
+    let loaded = store.environment_tables(dev.id).await.unwrap();
+    assert_eq!(loaded, tables);
     let test = store
-        .environment_create(&keyway_core::environment::Environment {
-            id: Uuid::new_v4(),
-            name: format!("{}t", env.name),
-            ..env.clone()
-        })
+        .environment_create(
+            &keyway_core::environment::Environment {
+                id: Uuid::new_v4(),
+                name: format!("{}t", env.name),
+                ..env.clone()
+            },
+            &tables,
+        )
         .await
         .unwrap();
     assert_ne!(dev.number, test.number);
     assert!(
         store
-            .environment_create(&keyway_core::environment::Environment {
-                id: Uuid::new_v4(),
-                ..env.clone()
-            })
+            .environment_create(
+                &keyway_core::environment::Environment {
+                    id: Uuid::new_v4(),
+                    ..env.clone()
+                },
+                &tables
+            )
             .await
             .is_err()
     );
@@ -379,12 +389,17 @@ async fn story(store: Arc<SqlStore>) {
     assert_eq!(store.environment_get(dev.id).await.unwrap().unwrap(), dev);
     assert_eq!(store.environment_list(tid).await.unwrap().len(), 2);
     assert!(store.environment_delete(tid, test.id).await.unwrap());
+    assert!(store.environment_tables(test.id).await.unwrap().is_empty());
+    assert!(!store.environment_delete(tid, test.id).await.unwrap());
     let again = store
-        .environment_create(&keyway_core::environment::Environment {
-            id: Uuid::new_v4(),
-            name: format!("{}u", env.name),
-            ..env.clone()
-        })
+        .environment_create(
+            &keyway_core::environment::Environment {
+                id: Uuid::new_v4(),
+                name: format!("{}u", env.name),
+                ..env.clone()
+            },
+            &tables,
+        )
         .await
         .unwrap();
     assert!(again.number > test.number, "numbers are never reused");

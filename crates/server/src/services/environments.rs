@@ -88,9 +88,11 @@ pub async fn create(
         created_by: caller.object_id,
         created_at: state.clock.now(),
     };
+    // Every environment starts with the security tables and the standard account and contact.
+    let tables = keyway_core::dataverse::system_tables::builtin_entities();
     let created = state
         .store
-        .environment_create(&env)
+        .environment_create(&env, &tables)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ServiceError::Directory(DirectoryError::Conflict(format!(

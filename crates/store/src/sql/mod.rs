@@ -19,6 +19,33 @@ pub trait Db: Send + Sync {
     /// A write transaction (on SQLite it takes the write lock at once).
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
     fn backend(&self) -> &'static str;
+    fn dialect(&self) -> Dialect;
+}
+
+/// The few places SQL text differs between the backends: column types in DDL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn column_type(self, storage: keyway_core::dataverse::metadata::Storage) -> &'static str {
+        use keyway_core::dataverse::metadata::Storage as S;
+        match (self, storage) {
+            (_, S::Text | S::Id) => "TEXT",
+            (Self::Sqlite, S::Int | S::Instant | S::Bool) => "INTEGER",
+            (Self::Postgres, S::Int | S::Instant) => "BIGINT",
+            (Self::Postgres, S::Bool) => "BOOLEAN",
+            (Self::Sqlite, S::Real) => "REAL",
+            (Self::Postgres, S::Real) => "DOUBLE PRECISION",
+        }
+    }
+}
+
+/// A quoted SQL identifier. Callers pass only names validated as logical names.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[async_trait]

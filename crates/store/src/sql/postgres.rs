@@ -101,6 +101,10 @@ impl Db for PgDb {
         Ok(Box::new(PgTx(tx)))
     }
 
+    fn dialect(&self) -> super::Dialect {
+        super::Dialect::Postgres
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -122,6 +122,10 @@ impl Db for SqliteDb {
         Ok(Box::new(SqliteTx(tx)))
     }
 
+    fn dialect(&self) -> super::Dialect {
+        super::Dialect::Sqlite
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

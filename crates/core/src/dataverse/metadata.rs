@@ -1,0 +1,229 @@
+//! Table (entity) and column (attribute) metadata as Dataverse describes them, and the SQL
+//! shape each becomes: every table is a real SQL table, every column a typed SQL column.
+
+use uuid::Uuid;
+
+use crate::directory::DirectoryError;
+
+/// Dataverse attribute types Keyway stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeType {
+    String,
+    Memo,
+    Integer,
+    BigInt,
+    Decimal,
+    Double,
+    Money,
+    Boolean,
+    DateTime,
+    Uniqueidentifier,
+    Lookup,
+    Owner,
+    Customer,
+    Picklist,
+    State,
+    Status,
+}
+
+impl AttributeType {
+    /// The name in `AttributeType` of the metadata API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "String",
+            Self::Memo => "Memo",
+            Self::Integer => "Integer",
+            Self::BigInt => "BigInt",
+            Self::Decimal => "Decimal",
+            Self::Double => "Double",
+            Self::Money => "Money",
+            Self::Boolean => "Boolean",
+            Self::DateTime => "DateTime",
+            Self::Uniqueidentifier => "Uniqueidentifier",
+            Self::Lookup => "Lookup",
+            Self::Owner => "Owner",
+            Self::Customer => "Customer",
+            Self::Picklist => "Picklist",
+            Self::State => "State",
+            Self::Status => "Status",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        ALL_TYPES
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// What a value of this type is stored as.
+    pub fn storage(self) -> Storage {
+        match self {
+            Self::String | Self::Memo => Storage::Text,
+            Self::Integer | Self::BigInt | Self::Picklist | Self::State | Self::Status => {
+                Storage::Int
+            }
+            Self::Decimal | Self::Double | Self::Money => Storage::Real,
+            Self::Boolean => Storage::Bool,
+            Self::DateTime => Storage::Instant,
+            Self::Uniqueidentifier | Self::Lookup | Self::Owner | Self::Customer => Storage::Id,
+        }
+    }
+
+    /// Lookups appear on the wire as `_<name>_value`.
+    pub fn is_lookup(self) -> bool {
+        matches!(self, Self::Lookup | Self::Owner | Self::Customer)
+    }
+}
+
+const ALL_TYPES: [AttributeType; 16] = [
+    AttributeType::String,
+    AttributeType::Memo,
+    AttributeType::Integer,
+    AttributeType::BigInt,
+    AttributeType::Decimal,
+    AttributeType::Double,
+    AttributeType::Money,
+    AttributeType::Boolean,
+    AttributeType::DateTime,
+    AttributeType::Uniqueidentifier,
+    AttributeType::Lookup,
+    AttributeType::Owner,
+    AttributeType::Customer,
+    AttributeType::Picklist,
+    AttributeType::State,
+    AttributeType::Status,
+];
+
+/// How a column is kept in SQL (the backend maps each to its own type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Text,
+    Int,
+    Real,
+    Bool,
+    /// Unix microseconds.
+    Instant,
+    /// A GUID as lower-case text.
+    Id,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Owned by a user or team, inside a business unit: access depths apply.
+    UserOwned,
+    /// One per organization: only None or Organization access.
+    OrganizationOwned,
+}
+
+impl Ownership {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UserOwned => "UserOwned",
+            Self::OrganizationOwned => "OrganizationOwned",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeDef {
+    pub logical_name: String,
+    pub schema_name: String,
+    pub kind: AttributeType,
+    /// For strings: the longest value accepted.
+    pub max_length: Option<u32>,
+    pub required: bool,
+    /// For lookups: the table the value points at.
+    pub target: Option<String>,
+    /// Set by Keyway (ids, owner, created/modified by and on, version): clients cannot write them.
+    pub system: bool,
+    pub metadata_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityDef {
+    pub logical_name: String,
+    pub schema_name: String,
+    pub entity_set_name: String,
+    pub primary_id: String,
+    pub primary_name: String,
+    pub object_type_code: i64,
+    pub ownership: Ownership,
+    pub is_custom: bool,
+    pub audited: bool,
+    pub metadata_id: Uuid,
+    pub attributes: Vec<AttributeDef>,
+}
+
+impl EntityDef {
+    pub fn attribute(&self, logical_name: &str) -> Option<&AttributeDef> {
+        self.attributes
+            .iter()
+            .find(|a| a.logical_name == logical_name)
+    }
+
+    /// The SQL table holding this entity's rows in environment number `env_number`. Built only
+    /// from validated logical names, never from request text.
+    pub fn sql_table(&self, env_number: i64) -> String {
+        format!("dv{env_number}_{}", self.logical_name)
+    }
+}
+
+/// A logical name for a table or column: lower-case letters, digits and underscores, a letter
+/// first, at most 50 characters (Dataverse's rule, and safe as a quoted SQL identifier).
+pub fn validate_logical_name(field: &'static str, name: &str) -> Result<String, DirectoryError> {
+    let n = name.trim().to_ascii_lowercase();
+    let ok = (1..=50).contains(&n.len())
+        && n.starts_with(|c: char| c.is_ascii_lowercase())
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        return Err(DirectoryError::invalid(
+            field,
+            format!(
+                "'{name}' is not a logical name: use lower-case letters, digits and underscores, starting with a letter, at most 50 characters"
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// A stable metadata id for built-in definitions, so every environment names them alike.
+pub fn builtin_id(entity: &str, attribute: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("keyway:metadata:{entity}:{attribute}").as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_by_name() {
+        for t in ALL_TYPES {
+            assert_eq!(AttributeType::parse(t.name()), Some(t));
+        }
+        assert_eq!(AttributeType::parse("lookup"), Some(AttributeType::Lookup));
+        assert_eq!(AttributeType::parse("Image"), None);
+    }
+
+    #[test]
+    fn logical_names_are_safe_identifiers() {
+        assert_eq!(
+            validate_logical_name("LogicalName", "new_Project").unwrap(),
+            "new_project"
+        );
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a b",
+            "a\"b",
+            "drop table;",
+            &"x".repeat(51),
+        ] {
+            assert!(validate_logical_name("LogicalName", bad).is_err(), "{bad}");
+        }
+    }
+}

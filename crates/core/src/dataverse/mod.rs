@@ -1,0 +1,5 @@
+//! Dataverse in the domain's words: table and column metadata, the built-in tables every
+//! environment starts with, and (later) privileges, access depths and the audit trail.
+
+pub mod metadata;
+pub mod system_tables;
