@@ -2,10 +2,13 @@
 
 use async_trait::async_trait;
 use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::record::Record;
+use keyway_core::dataverse::security::{Depth, Privilege};
+use keyway_core::dataverse::seed::EnvironmentSeed;
 use keyway_core::environment::Environment;
 use uuid::Uuid;
 
-use crate::sql::Row;
+use crate::sql::{Row, ident};
 use crate::{SqlStore, StoreError};
 
 #[async_trait]
@@ -16,13 +19,48 @@ pub trait EnvironmentStore: Send + Sync {
         &self,
         env: &Environment,
         tables: &[EntityDef],
+        seed: &EnvironmentSeed,
     ) -> Result<Environment, StoreError>;
+    /// The system user a Web API caller is, with the privileges of all their roles.
+    async fn dataverse_user(
+        &self,
+        env: &Environment,
+        key: SystemUserKey,
+    ) -> Result<Option<SystemUserAccess>, StoreError>;
+    /// One row by its id, every column.
+    async fn record_get(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+    ) -> Result<Option<Record>, StoreError>;
     /// The environment's tables and columns.
     async fn environment_tables(&self, env_id: Uuid) -> Result<Vec<EntityDef>, StoreError>;
     async fn environment_get(&self, id: Uuid) -> Result<Option<Environment>, StoreError>;
     async fn environment_by_name(&self, name: &str) -> Result<Option<Environment>, StoreError>;
     async fn environment_list(&self, tenant_id: Uuid) -> Result<Vec<Environment>, StoreError>;
     async fn environment_delete(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+}
+
+/// How a caller is found among an environment's system users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemUserKey {
+    /// An application user, by the app registration's client id.
+    ApplicationId(Uuid),
+    /// A person, by their directory object id.
+    ObjectId(Uuid),
+    /// By `systemuserid` (impersonation with MSCRMCallerID).
+    Id(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemUserAccess {
+    pub id: Uuid,
+    pub business_unit: Uuid,
+    pub disabled: bool,
+    pub application_id: Option<Uuid>,
+    /// Every (privilege, depth) granted by each of the user's roles; the domain takes the union.
+    pub privileges: Vec<Privilege>,
 }
 
 const COLS: &str = "id, tenant_id, name, number, created_by, created_at";
@@ -44,6 +82,7 @@ impl EnvironmentStore for SqlStore {
         &self,
         env: &Environment,
         tables: &[EntityDef],
+        seed: &EnvironmentSeed,
     ) -> Result<Environment, StoreError> {
         let mut tx = self.db.begin().await?;
         // Numbers are never reused, so a deleted environment's tables cannot be mistaken for a
@@ -76,6 +115,29 @@ impl EnvironmentStore for SqlStore {
         )
         .await?;
         crate::dataverse::provision(&mut *tx, self.db.dialect(), env.id, next, tables).await?;
+        for row in &seed.rows {
+            let entity = tables
+                .iter()
+                .find(|e| e.logical_name == row.entity)
+                .ok_or_else(|| {
+                    StoreError::Database(format!("seed row for unknown table {}", row.entity))
+                })?;
+            crate::records::insert(&mut *tx, next, entity, row).await?;
+        }
+        for (role, p) in &seed.role_privileges {
+            tx.execute(
+                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
+                vec![env.id.into(), (*role).into(), p.name.clone().into(), p.depth.name().into()],
+            )
+            .await?;
+        }
+        for (user, role) in &seed.user_roles {
+            tx.execute(
+                "INSERT INTO dv_user_roles (environment_id, systemuser_id, role_id) VALUES ($1, $2, $3)",
+                vec![env.id.into(), (*user).into(), (*role).into()],
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.changed(Ok(()))?;
         Ok(Environment {
@@ -118,6 +180,89 @@ impl EnvironmentStore for SqlStore {
             .iter()
             .map(env_from)
             .collect()
+    }
+
+    async fn dataverse_user(
+        &self,
+        env: &Environment,
+        key: SystemUserKey,
+    ) -> Result<Option<SystemUserAccess>, StoreError> {
+        let (column, id) = match key {
+            SystemUserKey::ApplicationId(id) => ("applicationid", id),
+            SystemUserKey::ObjectId(id) => ("azureactivedirectoryobjectid", id),
+            SystemUserKey::Id(id) => ("systemuserid", id),
+        };
+        let table = ident(&format!("dv{}_systemuser", env.number));
+        let rows = self
+            .db
+            .fetch(
+                &format!("SELECT systemuserid, businessunitid, isdisabled, applicationid FROM {table} WHERE {} = $1", ident(column)),
+                vec![id.into()],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let user = r.uuid(0)?;
+        let privileges = self
+            .db
+            .fetch(
+                "SELECT p.privilege, p.depth FROM dv_user_roles u JOIN dv_role_privileges p ON p.environment_id = u.environment_id AND p.role_id = u.role_id WHERE u.environment_id = $1 AND u.systemuser_id = $2",
+                vec![env.id.into(), user.into()],
+            )
+            .await?
+            .iter()
+            .map(|p| {
+                let depth = p.text(1)?;
+                Ok(Privilege {
+                    name: p.text(0)?,
+                    depth: Depth::parse(&depth).ok_or_else(|| StoreError::Database(format!("unknown depth {depth}")))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(SystemUserAccess {
+            id: user,
+            business_unit: r.uuid(1)?,
+            disabled: !r.is_null(2) && r.bool(2)?,
+            application_id: r.opt_uuid(3)?,
+            privileges,
+        }))
+    }
+
+    async fn record_get(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+    ) -> Result<Option<Record>, StoreError> {
+        let cols: Vec<String> = entity
+            .attributes
+            .iter()
+            .map(|a| ident(&a.logical_name))
+            .collect();
+        let rows = self
+            .db
+            .fetch(
+                &format!(
+                    "SELECT {} FROM {} WHERE {} = $1",
+                    cols.join(", "),
+                    ident(&entity.sql_table(env.number)),
+                    ident(&entity.primary_id)
+                ),
+                vec![id.into()],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let mut record = Record::new(&entity.logical_name);
+        for (i, a) in entity.attributes.iter().enumerate() {
+            record.fields.insert(
+                a.logical_name.clone(),
+                crate::records::from_sql(a.kind.storage(), r, i)?,
+            );
+        }
+        Ok(Some(record))
     }
 
     async fn environment_tables(&self, env_id: Uuid) -> Result<Vec<EntityDef>, StoreError> {

@@ -6,13 +6,14 @@ mod directory;
 mod environments;
 mod error;
 mod migrate;
+mod records;
 pub mod sql;
 pub mod testing;
 
 use std::sync::Arc;
 
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
-pub use environments::EnvironmentStore;
+pub use environments::{EnvironmentStore, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
 
 use sql::Db;

@@ -23,6 +23,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dataverse metadata",
         include_str!("migrations/sqlite/0003_dataverse_metadata.sql"),
     ),
+    (
+        4,
+        "dataverse security",
+        include_str!("migrations/sqlite/0004_dataverse_security.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -39,6 +44,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "dataverse metadata",
         include_str!("migrations/postgres/0003_dataverse_metadata.sql"),
+    ),
+    (
+        4,
+        "dataverse security",
+        include_str!("migrations/postgres/0004_dataverse_security.sql"),
     ),
 ];
 

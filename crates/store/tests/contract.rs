@@ -353,11 +353,60 @@ async fn story(store: Arc<SqlStore>) {
         created_at: NOW,
     };
     let tables = keyway_core::dataverse::system_tables::builtin_entities();
-    let dev = store.environment_create(&env, &tables).await.unwrap();
+    let creator = keyway_core::dataverse::seed::Creator::Application {
+        app_id: b.admin_app.app_id,
+        display_name: "admin".into(),
+    };
+    let seed = |name: &str| keyway_core::dataverse::seed::build(name, &tables, &creator, NOW);
+    let dev = store
+        .environment_create(&env, &tables, &seed("dev"))
+        .await
+        .unwrap();
     assert!(dev.number > 0);
     // Its tables are made with their metadata, in the same transaction.
     let loaded = store.environment_tables(dev.id).await.unwrap();
     assert_eq!(loaded, tables);
+    // The creator is a system user there, holding the System Administrator's privileges.
+    use keyway_store::SystemUserKey;
+    let me = store
+        .dataverse_user(&dev, SystemUserKey::ApplicationId(b.admin_app.app_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!me.disabled);
+    assert!(me.privileges.iter().any(|p| p.name == "prvDeleteaccount"
+        && p.depth == keyway_core::dataverse::security::Depth::Organization));
+    assert!(
+        store
+            .dataverse_user(&dev, SystemUserKey::ApplicationId(Uuid::new_v4()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let bu_table = tables
+        .iter()
+        .find(|t| t.logical_name == "businessunit")
+        .unwrap();
+    let root = store
+        .record_get(&dev, bu_table, me.business_unit)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        root.fields["name"],
+        keyway_core::dataverse::record::FieldValue::Text("dev".into())
+    );
+    assert_eq!(
+        root.fields["parentbusinessunitid"],
+        keyway_core::dataverse::record::FieldValue::Null
+    );
+    assert!(
+        store
+            .record_get(&dev, bu_table, Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let test = store
         .environment_create(
             &keyway_core::environment::Environment {
@@ -366,6 +415,7 @@ async fn story(store: Arc<SqlStore>) {
                 ..env.clone()
             },
             &tables,
+            &seed("x"),
         )
         .await
         .unwrap();
@@ -377,7 +427,8 @@ async fn story(store: Arc<SqlStore>) {
                     id: Uuid::new_v4(),
                     ..env.clone()
                 },
-                &tables
+                &tables,
+                &seed("x")
             )
             .await
             .is_err()
@@ -399,6 +450,7 @@ async fn story(store: Arc<SqlStore>) {
                 ..env.clone()
             },
             &tables,
+            &seed("x"),
         )
         .await
         .unwrap();

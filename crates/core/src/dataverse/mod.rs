@@ -2,4 +2,7 @@
 //! environment starts with, and (later) privileges, access depths and the audit trail.
 
 pub mod metadata;
+pub mod record;
+pub mod security;
+pub mod seed;
 pub mod system_tables;

@@ -1,6 +1,7 @@
 //! Environments: created by a tenant's administrators (who become their first System
 //! Administrators), listed, shown and deleted; each reached at its own URL.
 
+use keyway_core::dataverse::seed::Creator;
 use keyway_core::directory::DirectoryError;
 use keyway_core::environment::{self, Environment};
 use keyway_core::graph_roles::Permission;
@@ -88,11 +89,14 @@ pub async fn create(
         created_by: caller.object_id,
         created_at: state.clock.now(),
     };
-    // Every environment starts with the security tables and the standard account and contact.
+    // Every environment starts with the security tables and the standard account and contact,
+    // a root business unit, the built-in roles, and its creator as a System Administrator.
     let tables = keyway_core::dataverse::system_tables::builtin_entities();
+    let creator = creator(state, caller).await?;
+    let seed = keyway_core::dataverse::seed::build(&env.name, &tables, &creator, env.created_at);
     let created = state
         .store
-        .environment_create(&env, &tables)
+        .environment_create(&env, &tables, &seed)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ServiceError::Directory(DirectoryError::Conflict(format!(
@@ -103,6 +107,36 @@ pub async fn create(
         })?;
     tracing::info!(environment = %created.id, name = %created.name, "environment created");
     Ok(view(state, &created))
+}
+
+/// The caller as the environment will know them.
+async fn creator(state: &AppState, caller: &Caller) -> Result<Creator> {
+    use keyway_store::DirectoryStore;
+    if caller.is_app {
+        let sp = state
+            .store
+            .service_principal_get(caller.tenant_id, caller.object_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Unauthenticated(
+                    "the calling service principal no longer exists".into(),
+                )
+            })?;
+        return Ok(Creator::Application {
+            app_id: sp.app_id,
+            display_name: sp.display_name,
+        });
+    }
+    let user = state
+        .store
+        .user_get(caller.tenant_id, caller.object_id)
+        .await?
+        .ok_or_else(|| ServiceError::Unauthenticated("the calling user no longer exists".into()))?;
+    Ok(Creator::User {
+        object_id: user.id,
+        upn: user.user_principal_name,
+        display_name: user.display_name,
+    })
 }
 
 pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<EnvironmentView>> {
