@@ -27,6 +27,11 @@ pub trait EnvironmentStore: Send + Sync {
         env: &Environment,
         key: SystemUserKey,
     ) -> Result<Option<SystemUserAccess>, StoreError>;
+    /// The business-unit tree: (unit, parent).
+    async fn business_units(
+        &self,
+        env: &Environment,
+    ) -> Result<Vec<(Uuid, Option<Uuid>)>, StoreError>;
     /// One row by its id, every column.
     async fn record_get(
         &self,
@@ -59,6 +64,7 @@ pub struct SystemUserAccess {
     pub business_unit: Uuid,
     pub disabled: bool,
     pub application_id: Option<Uuid>,
+    pub role_count: usize,
     /// Every (privilege, depth) granted by each of the user's roles; the domain takes the union.
     pub privileges: Vec<Privilege>,
 }
@@ -220,13 +226,43 @@ impl EnvironmentStore for SqlStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let role_count = self
+            .db
+            .fetch(
+                "SELECT COUNT(*) FROM dv_user_roles WHERE environment_id = $1 AND systemuser_id = $2",
+                vec![env.id.into(), user.into()],
+            )
+            .await?
+            .first()
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0);
         Ok(Some(SystemUserAccess {
             id: user,
+            role_count: usize::try_from(role_count).unwrap_or(0),
             business_unit: r.uuid(1)?,
             disabled: !r.is_null(2) && r.bool(2)?,
             application_id: r.opt_uuid(3)?,
             privileges,
         }))
+    }
+
+    async fn business_units(
+        &self,
+        env: &Environment,
+    ) -> Result<Vec<(Uuid, Option<Uuid>)>, StoreError> {
+        self.db
+            .fetch(
+                &format!(
+                    "SELECT businessunitid, parentbusinessunitid FROM {}",
+                    ident(&format!("dv{}_businessunit", env.number))
+                ),
+                vec![],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.uuid(0)?, r.opt_uuid(1)?)))
+            .collect()
     }
 
     async fn record_get(

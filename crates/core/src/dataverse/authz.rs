@@ -54,7 +54,9 @@ pub struct BusinessUnits {
 
 impl BusinessUnits {
     pub fn new(units: impl IntoIterator<Item = (Uuid, Option<Uuid>)>) -> Self {
-        Self { parent: units.into_iter().collect() }
+        Self {
+            parent: units.into_iter().collect(),
+        }
     }
 
     /// `unit` and every unit below it.
@@ -85,19 +87,41 @@ impl BusinessUnits {
 pub enum RowScope {
     All,
     /// Rows owned by one of `owners`, or owned within one of `business_units`.
-    Owned { owners: Vec<Uuid>, business_units: Vec<Uuid> },
+    Owned {
+        owners: Vec<Uuid>,
+        business_units: Vec<Uuid>,
+    },
 }
 
 /// The rows `privilege` lets the principal reach in a table, or the refusal naming it.
-pub fn scope(principal: &Principal, units: &BusinessUnits, privilege: &str, ownership: Ownership, role_count: usize) -> Result<RowScope, Denied> {
-    let deny = || Denied { user_id: principal.user_id, privilege: privilege.to_string(), role_count };
+pub fn scope(
+    principal: &Principal,
+    units: &BusinessUnits,
+    privilege: &str,
+    ownership: Ownership,
+    role_count: usize,
+) -> Result<RowScope, Denied> {
+    let deny = || Denied {
+        user_id: principal.user_id,
+        privilege: privilege.to_string(),
+        role_count,
+    };
     let depth = principal.depth(privilege);
     match (ownership, depth) {
         (_, Depth::None) => Err(deny()),
         (Ownership::OrganizationOwned, _) | (_, Depth::Organization) => Ok(RowScope::All),
-        (Ownership::UserOwned, Depth::User) => Ok(RowScope::Owned { owners: vec![principal.user_id], business_units: vec![] }),
-        (Ownership::UserOwned, Depth::BusinessUnit) => Ok(RowScope::Owned { owners: vec![principal.user_id], business_units: vec![principal.business_unit] }),
-        (Ownership::UserOwned, Depth::ParentChild) => Ok(RowScope::Owned { owners: vec![principal.user_id], business_units: units.subtree(principal.business_unit) }),
+        (Ownership::UserOwned, Depth::User) => Ok(RowScope::Owned {
+            owners: vec![principal.user_id],
+            business_units: vec![],
+        }),
+        (Ownership::UserOwned, Depth::BusinessUnit) => Ok(RowScope::Owned {
+            owners: vec![principal.user_id],
+            business_units: vec![principal.business_unit],
+        }),
+        (Ownership::UserOwned, Depth::ParentChild) => Ok(RowScope::Owned {
+            owners: vec![principal.user_id],
+            business_units: units.subtree(principal.business_unit),
+        }),
     }
 }
 
@@ -106,8 +130,12 @@ impl RowScope {
     pub fn admits(&self, owner: Option<Uuid>, owning_unit: Option<Uuid>) -> bool {
         match self {
             Self::All => true,
-            Self::Owned { owners, business_units } => {
-                owner.is_some_and(|o| owners.contains(&o)) || owning_unit.is_some_and(|u| business_units.contains(&u))
+            Self::Owned {
+                owners,
+                business_units,
+            } => {
+                owner.is_some_and(|o| owners.contains(&o))
+                    || owning_unit.is_some_and(|u| business_units.contains(&u))
             }
         }
     }
@@ -127,7 +155,11 @@ pub fn check_row(
     if s.admits(owner, owning_unit) {
         Ok(())
     } else {
-        Err(Denied { user_id: principal.user_id, privilege: privilege.to_string(), role_count })
+        Err(Denied {
+            user_id: principal.user_id,
+            privilege: privilege.to_string(),
+            role_count,
+        })
     }
 }
 
@@ -136,31 +168,83 @@ mod tests {
     use super::*;
 
     fn tree() -> (BusinessUnits, [Uuid; 4]) {
-        let (root, a, a1, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        (BusinessUnits::new([(root, None), (a, Some(root)), (a1, Some(a)), (b, Some(root))]), [root, a, a1, b])
+        let (root, a, a1, b) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        (
+            BusinessUnits::new([
+                (root, None),
+                (a, Some(root)),
+                (a1, Some(a)),
+                (b, Some(root)),
+            ]),
+            [root, a, a1, b],
+        )
     }
 
     fn who(bu: Uuid, depth: Depth) -> Principal {
-        Principal { user_id: Uuid::new_v4(), business_unit: bu, privileges: vec![Privilege { name: "prvReadaccount".into(), depth }] }
+        Principal {
+            user_id: Uuid::new_v4(),
+            business_unit: bu,
+            privileges: vec![Privilege {
+                name: "prvReadaccount".into(),
+                depth,
+            }],
+        }
     }
 
     #[test]
     fn depths_reach_as_far_as_they_say() {
         let (units, [root, a, a1, b]) = tree();
         let stranger = Uuid::new_v4();
-        let check = |p: &Principal, owner: Uuid, unit: Uuid| check_row(p, &units, "prvReadaccount", Ownership::UserOwned, 1, Some(owner), Some(unit)).is_ok();
+        let check = |p: &Principal, owner: Uuid, unit: Uuid| {
+            check_row(
+                p,
+                &units,
+                "prvReadaccount",
+                Ownership::UserOwned,
+                1,
+                Some(owner),
+                Some(unit),
+            )
+            .is_ok()
+        };
         let user = who(a, Depth::User);
         assert!(check(&user, user.user_id, a));
         assert!(!check(&user, stranger, a));
         let local = who(a, Depth::BusinessUnit);
-        assert!(check(&local, stranger, a) && !check(&local, stranger, a1) && !check(&local, stranger, root));
+        assert!(
+            check(&local, stranger, a)
+                && !check(&local, stranger, a1)
+                && !check(&local, stranger, root)
+        );
         let deep = who(a, Depth::ParentChild);
-        assert!(check(&deep, stranger, a) && check(&deep, stranger, a1) && !check(&deep, stranger, b) && !check(&deep, stranger, root));
+        assert!(
+            check(&deep, stranger, a)
+                && check(&deep, stranger, a1)
+                && !check(&deep, stranger, b)
+                && !check(&deep, stranger, root)
+        );
         let global = who(a, Depth::Organization);
         assert!(check(&global, stranger, b));
         let none = who(a, Depth::None);
-        let err = check_row(&none, &units, "prvReadaccount", Ownership::UserOwned, 1, None, None).unwrap_err();
-        assert!(err.message().contains("is missing prvReadaccount privilege"));
+        let err = check_row(
+            &none,
+            &units,
+            "prvReadaccount",
+            Ownership::UserOwned,
+            1,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.message()
+                .contains("is missing prvReadaccount privilege")
+        );
     }
 
     #[test]
@@ -169,8 +253,14 @@ mod tests {
             user_id: Uuid::new_v4(),
             business_unit: Uuid::new_v4(),
             privileges: vec![
-                Privilege { name: "prvReadaccount".into(), depth: Depth::User },
-                Privilege { name: "prvReadaccount".into(), depth: Depth::ParentChild },
+                Privilege {
+                    name: "prvReadaccount".into(),
+                    depth: Depth::User,
+                },
+                Privilege {
+                    name: "prvReadaccount".into(),
+                    depth: Depth::ParentChild,
+                },
             ],
         };
         assert_eq!(p.depth("prvReadaccount"), Depth::ParentChild);

@@ -2,6 +2,7 @@
 //! environment starts with, and (later) privileges, access depths and the audit trail.
 
 pub mod authz;
+pub mod error;
 pub mod metadata;
 pub mod record;
 pub mod security;

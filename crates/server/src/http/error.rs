@@ -175,6 +175,9 @@ impl IntoResponse for GraphError {
             ServiceError::Token(t) => {
                 (StatusCode::BAD_REQUEST, "Request_BadRequest", t.to_string())
             }
+            ServiceError::Dataverse(d) => {
+                (StatusCode::BAD_REQUEST, "Request_BadRequest", d.to_string())
+            }
             ServiceError::Internal(detail) => {
                 tracing::error!(request_id = %self.ctx.request_id, %detail, "management request failed");
                 (
@@ -202,6 +205,56 @@ impl IntoResponse for GraphError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\", scope=\"https://graph.microsoft.com/.default\""),
             );
+        }
+        resp
+    }
+}
+
+/// A Web API failure, rendered as Dataverse renders it: `{"error":{"code":"0x8004…","message"}}`.
+pub struct DataverseWireError {
+    pub error: ServiceError,
+    pub ctx: RequestContext,
+}
+
+impl IntoResponse for DataverseWireError {
+    fn into_response(self) -> Response {
+        use keyway_core::dataverse::error::DataverseError as D;
+        let (status, code, message) = match &self.error {
+            ServiceError::Dataverse(d) => {
+                let (status, code) = match d {
+                    D::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "0x80072560"),
+                    D::NotAMember(_) => (StatusCode::FORBIDDEN, "0x80072560"),
+                    D::UserDisabled(_) => (StatusCode::FORBIDDEN, "0x8004882e"),
+                    D::MissingPrivilege(_) => (StatusCode::FORBIDDEN, "0x80040220"),
+                    D::RecordNotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
+                    D::UnknownSegment(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
+                    D::Syntax(_) | D::Unsupported(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
+                };
+                (status, code, d.to_string())
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(request_id = %self.ctx.request_id, %detail, "Web API request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "0x80040216",
+                    format!(
+                        "An unexpected error occurred. Quote request id {} to the administrator.",
+                        self.ctx.request_id
+                    ),
+                )
+            }
+            other => (StatusCode::BAD_REQUEST, "0x80040203", other.to_string()),
+        };
+        let mut resp = (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert("OData-Version", HeaderValue::from_static("4.0"));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

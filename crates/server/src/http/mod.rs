@@ -5,6 +5,7 @@ pub mod error;
 pub mod graph;
 pub mod identity;
 pub mod ops;
+pub mod webapi;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -100,6 +101,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1.0/tenants/{id}/signingKeys/rotate",
             post(tenants::signing_keys_rotate),
+        )
+        .route(
+            "/env/{env}/api/data/v9.2",
+            get(webapi::service_document_get),
+        )
+        .route(
+            "/env/{env}/api/data/v9.2/",
+            get(webapi::service_document_get),
+        )
+        .route(
+            "/env/{env}/api/data/v9.2/{*path}",
+            axum::routing::any(webapi::webapi_dispatch),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

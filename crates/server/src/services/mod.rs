@@ -10,6 +10,7 @@ pub mod signing;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webapi;
 
 use keyway_core::directory::DirectoryError;
 use keyway_core::token::TokenError;
@@ -22,6 +23,8 @@ pub enum ServiceError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Dataverse(#[from] keyway_core::dataverse::error::DataverseError),
     /// No usable bearer token.
     #[error("{0}")]
     Unauthenticated(String),

@@ -10,3 +10,4 @@ mod helpers;
 mod nodes;
 mod ops;
 mod tokens;
+mod webapi;

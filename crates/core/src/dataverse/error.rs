@@ -1,0 +1,31 @@
+//! Why a Web API request was refused, in Dataverse's terms; the HTTP layer gives each its
+//! status and `0x8004…` code.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DataverseError {
+    /// No usable token for this environment (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is not a user of this environment (403).
+    #[error("{0}")]
+    NotAMember(String),
+    #[error("The user is disabled: {0}")]
+    UserDisabled(String),
+    /// A privilege is missing (403, 0x80040220).
+    #[error("{0}")]
+    MissingPrivilege(String),
+    /// 404, 0x80040217.
+    #[error("{entity} With Id = {id} Does Not Exist")]
+    RecordNotFound { entity: String, id: String },
+    /// An unknown path segment (404, 0x8006088a).
+    #[error("Resource not found for the segment '{0}'.")]
+    UnknownSegment(String),
+    /// A query or body Dataverse would not accept (400, 0x80060888).
+    #[error("{0}")]
+    Syntax(String),
+    /// A request Keyway does not support (400, naming the feature).
+    #[error("{0}")]
+    Unsupported(String),
+}

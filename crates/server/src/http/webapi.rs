@@ -1,0 +1,236 @@
+//! The Dataverse Web API at `{envUrl}/api/data/v9.2/`: one entry point that reads the OData path
+//! and calls the use case. What is not built yet answers a clear 400 naming it.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use keyway_core::dataverse::error::DataverseError;
+use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::record::{FieldValue, Record};
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::context::{RequestContext, origin};
+use super::error::DataverseWireError;
+use crate::services::ServiceError;
+use crate::services::webapi::{self as svc, WebApiCaller};
+use crate::state::AppState;
+
+type WebResult = Result<Response, DataverseWireError>;
+
+fn odata(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; odata.metadata=minimal"),
+    );
+    resp
+}
+
+async fn caller(
+    state: &AppState,
+    env: &str,
+    headers: &HeaderMap,
+    ctx: &RequestContext,
+) -> Result<WebApiCaller, DataverseWireError> {
+    let fail = |error: ServiceError| DataverseWireError {
+        error,
+        ctx: ctx.clone(),
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            fail(
+                DataverseError::Unauthenticated(
+                    "Send Authorization: Bearer <token> for scope {environment url}/.default."
+                        .into(),
+                )
+                .into(),
+            )
+        })?;
+    svc::authenticate(state, env, token).await.map_err(fail)
+}
+
+fn base(state: &AppState, headers: &HeaderMap, env: &str) -> String {
+    format!("{}/env/{env}/api/data/v9.2", origin(state, headers))
+}
+
+/// `GET {envUrl}/api/data/v9.2/`: the service document.
+pub async fn service_document_get(
+    State(state): State<AppState>,
+    Path(env): Path<String>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+) -> WebResult {
+    let c = caller(&state, &env, &headers, &ctx).await?;
+    let sets: Vec<Value> = c
+        .tables
+        .iter()
+        .map(|e| json!({"name": e.entity_set_name, "kind": "EntitySet", "url": e.entity_set_name}))
+        .collect();
+    Ok(odata(Json(json!({"@odata.context": format!("{}/$metadata", base(&state, &headers, &env)), "value": sets})).into_response()))
+}
+
+/// Everything under `{envUrl}/api/data/v9.2/…`.
+pub async fn webapi_dispatch(
+    State(state): State<AppState>,
+    Path((env, path)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    ctx: RequestContext,
+) -> WebResult {
+    let c = caller(&state, &env, &headers, &ctx).await?;
+    let fail = |error: ServiceError| DataverseWireError {
+        error,
+        ctx: ctx.clone(),
+    };
+    let base = base(&state, &headers, &env);
+    let path = path.trim_end_matches('/');
+    if path == "WhoAmI" || path == "WhoAmI()" {
+        if method != Method::GET {
+            return Err(fail(
+                DataverseError::Syntax("WhoAmI is a function: call it with GET.".into()).into(),
+            ));
+        }
+        let w = svc::who_am_i(&c);
+        return Ok(odata(
+            Json(json!({
+                "@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"),
+                "BusinessUnitId": w.business_unit_id, "UserId": w.user_id, "OrganizationId": w.organization_id,
+            }))
+            .into_response(),
+        ));
+    }
+    // `{set}({id})`
+    if let Some((set, rest)) = path.split_once('(')
+        && let Some(key) = rest.strip_suffix(')')
+    {
+        let entity = svc::entity_by_set(&c, set).map_err(fail)?;
+        let id = Uuid::parse_str(key.trim_matches('\'')).map_err(|_| {
+            fail(
+                DataverseError::Syntax(format!(
+                    "'{key}' is not a valid key for {set}: use the record's GUID."
+                ))
+                .into(),
+            )
+        })?;
+        if method != Method::GET {
+            return Err(fail(
+                DataverseError::Unsupported(format!(
+                    "{method} on a single record is not supported yet."
+                ))
+                .into(),
+            ));
+        }
+        let select = select_list(query.as_deref(), entity).map_err(fail)?;
+        let record = svc::retrieve(&state, &c, entity, id).await.map_err(fail)?;
+        let mut body = render(entity, &record, select.as_deref());
+        body.insert(
+            "@odata.context".into(),
+            format!("{base}/$metadata#{set}/$entity").into(),
+        );
+        return Ok(odata(Json(Value::Object(body)).into_response()));
+    }
+    let segment = path.split('/').next().unwrap_or_default();
+    if c.tables.iter().any(|e| e.entity_set_name == segment) {
+        return Err(fail(
+            DataverseError::Unsupported(format!(
+                "{method} on the collection '{segment}' is not supported yet."
+            ))
+            .into(),
+        ));
+    }
+    Err(fail(
+        DataverseError::UnknownSegment(segment.to_string()).into(),
+    ))
+}
+
+/// `$select=a,b` on a single record; any other query option is refused, not ignored.
+fn select_list(
+    query: Option<&str>,
+    entity: &EntityDef,
+) -> Result<Option<Vec<String>>, ServiceError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|_| DataverseError::Syntax("The query string could not be decoded.".into()))?;
+    let mut select = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "$select" => {
+                let cols: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+                for col in &cols {
+                    let bare = col
+                        .strip_prefix('_')
+                        .and_then(|c| c.strip_suffix("_value"))
+                        .unwrap_or(col);
+                    if entity.attribute(bare).is_none() {
+                        return Err(DataverseError::Syntax(format!(
+                            "Could not find a property named '{col}' on type 'Microsoft.Dynamics.CRM.{}'.",
+                            entity.logical_name
+                        ))
+                        .into());
+                    }
+                }
+                select = Some(cols);
+            }
+            other if other.starts_with('$') => {
+                return Err(DataverseError::Unsupported(format!(
+                    "The query option '{other}' is not supported on a single record yet."
+                ))
+                .into());
+            }
+            _ => {}
+        }
+    }
+    Ok(select)
+}
+
+/// A row as Dataverse returns it: lookups as `_name_value`, the etag from the version number.
+pub fn render(
+    entity: &EntityDef,
+    record: &Record,
+    select: Option<&[String]>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(FieldValue::Int(v)) = record.fields.get("versionnumber") {
+        out.insert("@odata.etag".into(), format!("W/\"{v}\"").into());
+    }
+    for a in &entity.attributes {
+        let wire = if a.kind.is_lookup() {
+            format!("_{}_value", a.logical_name)
+        } else {
+            a.logical_name.clone()
+        };
+        let wanted = a.logical_name == entity.primary_id
+            || select.is_none_or(|s| s.iter().any(|c| c == &wire || c == &a.logical_name));
+        if !wanted {
+            continue;
+        }
+        let v = match record.fields.get(&a.logical_name) {
+            None | Some(FieldValue::Null) => Value::Null,
+            Some(FieldValue::Text(s)) => s.clone().into(),
+            Some(FieldValue::Int(n)) => (*n).into(),
+            Some(FieldValue::Real(x)) => json!(x),
+            Some(FieldValue::Bool(b)) => (*b).into(),
+            Some(FieldValue::Id(u)) => u.to_string().into(),
+            Some(FieldValue::Instant(t)) => t
+                .replace_nanosecond(0)
+                .unwrap_or(*t)
+                .format(&Rfc3339)
+                .unwrap_or_default()
+                .into(),
+        };
+        out.insert(wire, v);
+    }
+    out
+}

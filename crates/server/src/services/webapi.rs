@@ -1,0 +1,148 @@
+//! The Dataverse Web API's use cases: who is calling an environment, and what they may read.
+
+use std::sync::Arc;
+
+use keyway_core::dataverse::authz::{self, BusinessUnits, Principal};
+use keyway_core::dataverse::error::DataverseError;
+use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::record::{FieldValue, Record};
+use keyway_core::dataverse::security::Access;
+use keyway_core::environment::Environment;
+use keyway_core::token::{AccessTokenClaims, CLOCK_SKEW};
+use keyway_store::{EnvironmentStore, SystemUserKey};
+use uuid::Uuid;
+
+use super::{Result, ServiceError};
+use crate::state::AppState;
+
+/// A verified caller of one environment's Web API.
+pub struct WebApiCaller {
+    pub env: Environment,
+    pub tables: Arc<Vec<EntityDef>>,
+    pub principal: Principal,
+    pub role_count: usize,
+}
+
+fn unauthenticated(why: impl Into<String>) -> ServiceError {
+    DataverseError::Unauthenticated(why.into()).into()
+}
+
+/// Verify the bearer token for environment `env_name` and find the system user it names.
+pub async fn authenticate(state: &AppState, env_name: &str, token: &str) -> Result<WebApiCaller> {
+    let env = state
+        .store
+        .environment_by_name(env_name)
+        .await?
+        .ok_or_else(|| DataverseError::UnknownSegment(format!("env/{env_name}")))?;
+    let claims: AccessTokenClaims = state.signing.verify(state, token).await.map_err(|_| {
+        unauthenticated("The access token is invalid (bad signature or unknown key).")
+    })?;
+    let now = state.clock.now().unix_timestamp();
+    if claims.exp + CLOCK_SKEW.whole_seconds() <= now {
+        return Err(unauthenticated("The access token has expired."));
+    }
+    let named = keyway_core::environment::environment_in_url(
+        &claims.aud,
+        |h| state.is_our_host(h),
+        state.config.environment_domain.as_deref(),
+    );
+    if named.as_deref() != Some(env.name.as_str()) {
+        return Err(unauthenticated(format!(
+            "The access token's audience '{}' is not this environment: ask for scope {}/.default.",
+            claims.aud,
+            super::environments::url(state, &env)
+        )));
+    }
+    if claims.tid != env.tenant_id.to_string() {
+        return Err(unauthenticated("The access token is from another tenant."));
+    }
+    let parse = |s: &str| {
+        Uuid::parse_str(s)
+            .map_err(|_| unauthenticated("The access token names no valid principal."))
+    };
+    let key = if claims.is_app() {
+        SystemUserKey::ApplicationId(parse(&claims.appid)?)
+    } else {
+        SystemUserKey::ObjectId(parse(&claims.oid)?)
+    };
+    let user = state.store.dataverse_user(&env, key).await?.ok_or_else(|| {
+        DataverseError::NotAMember(if claims.is_app() {
+            format!("The application {} has no application user in environment '{}'. Add one with `keyway env app-user add`.", claims.appid, env.name)
+        } else {
+            format!("The user {} is not a member of environment '{}'.", claims.oid, env.name)
+        })
+    })?;
+    if user.disabled {
+        return Err(DataverseError::UserDisabled(user.id.to_string()).into());
+    }
+    let tables = Arc::new(state.store.environment_tables(env.id).await?);
+    Ok(WebApiCaller {
+        env,
+        tables,
+        role_count: user.role_count,
+        principal: Principal {
+            user_id: user.id,
+            business_unit: user.business_unit,
+            privileges: user.privileges,
+        },
+    })
+}
+
+pub struct WhoAmI {
+    pub user_id: Uuid,
+    pub business_unit_id: Uuid,
+    pub organization_id: Uuid,
+}
+
+pub fn who_am_i(caller: &WebApiCaller) -> WhoAmI {
+    WhoAmI {
+        user_id: caller.principal.user_id,
+        business_unit_id: caller.principal.business_unit,
+        organization_id: caller.env.id,
+    }
+}
+
+/// The table an entity set names.
+pub fn entity_by_set<'a>(caller: &'a WebApiCaller, set: &str) -> Result<&'a EntityDef> {
+    caller
+        .tables
+        .iter()
+        .find(|e| e.entity_set_name == set)
+        .ok_or_else(|| DataverseError::UnknownSegment(set.to_string()).into())
+}
+
+fn as_id(v: Option<&FieldValue>) -> Option<Uuid> {
+    match v {
+        Some(FieldValue::Id(u)) => Some(*u),
+        _ => None,
+    }
+}
+
+/// One row, if the caller's Read privilege reaches it.
+pub async fn retrieve(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+) -> Result<Record> {
+    let record = state
+        .store
+        .record_get(&caller.env, entity, id)
+        .await?
+        .ok_or_else(|| DataverseError::RecordNotFound {
+            entity: entity.logical_name.clone(),
+            id: id.to_string(),
+        })?;
+    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    authz::check_row(
+        &caller.principal,
+        &units,
+        &Access::Read.privilege(&entity.logical_name),
+        entity.ownership,
+        caller.role_count,
+        as_id(record.fields.get("ownerid")),
+        as_id(record.fields.get("owningbusinessunit")),
+    )
+    .map_err(|d| DataverseError::MissingPrivilege(d.message()))?;
+    Ok(record)
+}
