@@ -6,6 +6,7 @@ pub mod dataverse;
 pub mod directory;
 pub mod environment;
 pub mod graph_roles;
+pub mod odata;
 pub mod scope;
 pub mod token;
 pub mod wire;
