@@ -27,6 +27,13 @@ pub trait EnvironmentStore: Send + Sync {
         env: &Environment,
         key: SystemUserKey,
     ) -> Result<Option<SystemUserAccess>, StoreError>;
+    /// A page of rows the scope admits and the filter selects, in order, and (when asked) how
+    /// many there are in all. One SQL query (and one count), on the table's indexes.
+    async fn records_list(
+        &self,
+        env: &Environment,
+        list: RecordList<'_>,
+    ) -> Result<(Vec<Record>, Option<i64>), StoreError>;
     /// The business-unit tree: (unit, parent).
     async fn business_units(
         &self,
@@ -67,6 +74,17 @@ pub struct SystemUserAccess {
     pub role_count: usize,
     /// Every (privilege, depth) granted by each of the user's roles; the domain takes the union.
     pub privileges: Vec<Privilege>,
+}
+
+/// What to list: the scope comes from authorization, the rest from the request's query options.
+pub struct RecordList<'a> {
+    pub entity: &'a EntityDef,
+    pub scope: &'a keyway_core::dataverse::authz::RowScope,
+    pub filter: Option<&'a keyway_core::odata::Expr>,
+    pub orderby: &'a [keyway_core::odata::OrderBy],
+    pub limit: u64,
+    pub offset: u64,
+    pub count: bool,
 }
 
 const COLS: &str = "id, tenant_id, name, number, created_by, created_at";
@@ -245,6 +263,57 @@ impl EnvironmentStore for SqlStore {
             application_id: r.opt_uuid(3)?,
             privileges,
         }))
+    }
+
+    async fn records_list(
+        &self,
+        env: &Environment,
+        list: RecordList<'_>,
+    ) -> Result<(Vec<Record>, Option<i64>), StoreError> {
+        use crate::sql::query::{QueryError, RecordQuery, compile};
+        let q = RecordQuery {
+            entity: list.entity,
+            env_number: env.number,
+            scope: list.scope,
+            filter: list.filter,
+            orderby: list.orderby,
+            limit: list.limit,
+            offset: list.offset,
+        };
+        let ((select, args), (count_sql, count_args)) =
+            compile(&q, self.db.dialect()).map_err(|e| match e {
+                QueryError::Invalid(message) => StoreError::InvalidQuery {
+                    message,
+                    unsupported: false,
+                },
+                QueryError::Unsupported(message) => StoreError::InvalidQuery {
+                    message,
+                    unsupported: true,
+                },
+            })?;
+        let rows = self.db.fetch(&select, args).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut record = Record::new(&list.entity.logical_name);
+            for (i, a) in list.entity.attributes.iter().enumerate() {
+                record.fields.insert(
+                    a.logical_name.clone(),
+                    crate::records::from_sql(a.kind.storage(), r, i)?,
+                );
+            }
+            out.push(record);
+        }
+        let count = if list.count {
+            self.db
+                .fetch(&count_sql, count_args)
+                .await?
+                .first()
+                .map(|r| r.int(0))
+                .transpose()?
+        } else {
+            None
+        };
+        Ok((out, count))
     }
 
     async fn business_units(

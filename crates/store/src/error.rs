@@ -14,4 +14,7 @@ pub enum StoreError {
     Config(String),
     #[error("database error: {0}")]
     Database(String),
+    /// A query that names what the table does not have, or asks what Keyway cannot do.
+    #[error("{message}")]
+    InvalidQuery { message: String, unsupported: bool },
 }

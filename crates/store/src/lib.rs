@@ -13,7 +13,7 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
-pub use environments::{EnvironmentStore, SystemUserAccess, SystemUserKey};
+pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
 
 use sql::Db;

@@ -3,6 +3,7 @@
 //! `Db` and `Tx`; everything above is written once.
 
 pub mod postgres;
+pub mod query;
 pub mod sqlite;
 mod value;
 

@@ -1,0 +1,415 @@
+//! OData query → one parameterized SQL statement: the caller's row scope, `$filter`,
+//! `$orderby` and paging become the WHERE, ORDER BY and LIMIT of a query over the table's own
+//! indexes. Identifiers come only from metadata; every value is bound.
+
+use keyway_core::dataverse::authz::RowScope;
+use keyway_core::dataverse::metadata::{AttributeDef, EntityDef, Storage};
+use keyway_core::odata::{CompareOp, Expr, Literal, Operand, OrderBy, TextFunc};
+
+use super::{Dialect, Value, ident};
+
+/// Why a query cannot be compiled (a 400 for the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// A name or value the table does not have or accept.
+    Invalid(String),
+    /// Valid OData that Keyway does not support.
+    Unsupported(String),
+}
+
+pub struct RecordQuery<'a> {
+    pub entity: &'a EntityDef,
+    pub env_number: i64,
+    pub scope: &'a RowScope,
+    pub filter: Option<&'a Expr>,
+    pub orderby: &'a [OrderBy],
+    /// Rows to return (the caller asks one more to know whether a next page exists).
+    pub limit: u64,
+    pub offset: u64,
+}
+
+struct Builder<'a> {
+    entity: &'a EntityDef,
+    dialect: Dialect,
+    args: Vec<Value>,
+}
+
+impl<'a> Builder<'a> {
+    fn bind(&mut self, v: Value) -> String {
+        self.args.push(v);
+        format!("${}", self.args.len())
+    }
+
+    fn column(&self, path: &[String]) -> Result<&'a AttributeDef, QueryError> {
+        let entity: &'a EntityDef = self.entity;
+        let [name] = path else {
+            return Err(QueryError::Unsupported(format!(
+                "filtering on a related table ('{}') is not supported",
+                path.join("/")
+            )));
+        };
+        let bare = name
+            .strip_prefix('_')
+            .and_then(|n| n.strip_suffix("_value"))
+            .filter(|n| entity.attribute(n).is_some_and(|a| a.kind.is_lookup()));
+        entity
+            .attribute(bare.unwrap_or(name))
+            .filter(|a| {
+                !a.kind.is_lookup() || bare.is_some() || a.logical_name == entity.primary_id
+            })
+            .ok_or_else(|| {
+                QueryError::Invalid(format!(
+                    "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{}'.",
+                    entity.logical_name
+                ))
+            })
+    }
+
+    fn literal(&mut self, a: &AttributeDef, lit: &Literal) -> Result<String, QueryError> {
+        let wrong = || {
+            QueryError::Invalid(format!(
+                "The value {lit} does not fit the column '{}' of type {}.",
+                a.logical_name,
+                a.kind.name()
+            ))
+        };
+        let v = match (a.kind.storage(), lit) {
+            (Storage::Text, Literal::String(s)) => Value::Text(Some(s.clone())),
+            (Storage::Int, Literal::Int(n)) => Value::Int(Some(*n)),
+            (Storage::Real, Literal::Int(n)) => Value::Real(Some(*n as f64)),
+            (Storage::Real, Literal::Decimal(d)) => {
+                Value::Real(Some(d.parse::<f64>().map_err(|_| wrong())?))
+            }
+            (Storage::Bool, Literal::Bool(b)) => Value::Bool(Some(*b)),
+            (Storage::Id, Literal::Guid(g)) => (*g).into(),
+            (Storage::Instant, Literal::DateTime(t)) => (*t).into(),
+            (Storage::Instant, Literal::Date(d)) => d.midnight().assume_utc().into(),
+            _ => return Err(wrong()),
+        };
+        Ok(self.bind(v))
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<String, QueryError> {
+        Ok(match e {
+            Expr::And(a, b) => format!("({} AND {})", self.expr(a)?, self.expr(b)?),
+            Expr::Or(a, b) => format!("({} OR {})", self.expr(a)?, self.expr(b)?),
+            Expr::Not(a) => format!("(NOT {})", self.expr(a)?),
+            Expr::Value(Operand::Literal(Literal::Bool(b))) => {
+                if *b { "1 = 1" } else { "1 = 0" }.to_string()
+            }
+            Expr::Value(Operand::Property(p)) => {
+                let a = self.column(p)?;
+                if a.kind.storage() != Storage::Bool {
+                    return Err(QueryError::Invalid(format!(
+                        "'{}' is not a boolean column.",
+                        a.logical_name
+                    )));
+                }
+                let t = self.bind(Value::Bool(Some(true)));
+                format!("{} = {t}", ident(&a.logical_name))
+            }
+            Expr::Value(Operand::Literal(other)) => {
+                return Err(QueryError::Invalid(format!(
+                    "The filter {other} is not a condition."
+                )));
+            }
+            Expr::Text {
+                func,
+                property,
+                value,
+            } => {
+                let a = self.column(property)?;
+                if a.kind.storage() != Storage::Text {
+                    return Err(QueryError::Invalid(format!(
+                        "{}() needs a text column; '{}' is {}.",
+                        func.name(),
+                        a.logical_name,
+                        a.kind.name()
+                    )));
+                }
+                let escaped = value
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let pattern = match func {
+                    TextFunc::Contains => format!("%{escaped}%"),
+                    TextFunc::StartsWith => format!("{escaped}%"),
+                    TextFunc::EndsWith => format!("%{escaped}"),
+                };
+                let p = self.bind(Value::Text(Some(pattern)));
+                let like = match self.dialect {
+                    // Dataverse compares text without regard to case; SQLite's LIKE already does.
+                    Dialect::Sqlite => "LIKE",
+                    Dialect::Postgres => "ILIKE",
+                };
+                format!("{} {like} {p} ESCAPE '\\'", ident(&a.logical_name))
+            }
+            Expr::Compare { left, op, right } => self.compare(left, *op, right)?,
+        })
+    }
+
+    fn compare(
+        &mut self,
+        left: &Operand,
+        op: CompareOp,
+        right: &Operand,
+    ) -> Result<String, QueryError> {
+        let sql_op = |op: CompareOp| match op {
+            CompareOp::Eq => "=",
+            CompareOp::Ne => "<>",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+        };
+        let flip = |op: CompareOp| match op {
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::Ge => CompareOp::Le,
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::Le => CompareOp::Ge,
+            same => same,
+        };
+        match (left, right) {
+            (Operand::Property(p), Operand::Literal(l)) => {
+                self.property_vs_literal(p, op, l, sql_op)
+            }
+            (Operand::Literal(l), Operand::Property(p)) => {
+                self.property_vs_literal(p, flip(op), l, sql_op)
+            }
+            (Operand::Property(a), Operand::Property(b)) => {
+                let (a, b) = (self.column(a)?, self.column(b)?);
+                if a.kind.storage() != b.kind.storage() {
+                    return Err(QueryError::Invalid(format!(
+                        "'{}' and '{}' hold different types.",
+                        a.logical_name, b.logical_name
+                    )));
+                }
+                Ok(format!(
+                    "{} {} {}",
+                    ident(&a.logical_name),
+                    sql_op(op),
+                    ident(&b.logical_name)
+                ))
+            }
+            (Operand::Literal(_), Operand::Literal(_)) => Err(QueryError::Unsupported(
+                "comparing two constants is not supported".into(),
+            )),
+        }
+    }
+
+    fn property_vs_literal(
+        &mut self,
+        path: &[String],
+        op: CompareOp,
+        lit: &Literal,
+        sql_op: impl Fn(CompareOp) -> &'static str,
+    ) -> Result<String, QueryError> {
+        let a = self.column(path)?;
+        let col = ident(&a.logical_name);
+        if *lit == Literal::Null {
+            return match op {
+                CompareOp::Eq => Ok(format!("{col} IS NULL")),
+                CompareOp::Ne => Ok(format!("{col} IS NOT NULL")),
+                _ => Err(QueryError::Invalid(format!(
+                    "null can only be compared with eq or ne ('{}').",
+                    a.logical_name
+                ))),
+            };
+        }
+        let value = self.literal(a, lit)?;
+        // OData's `ne` is true for nulls; SQL's `<>` is not.
+        if op == CompareOp::Ne {
+            return Ok(format!("({col} <> {value} OR {col} IS NULL)"));
+        }
+        Ok(format!("{col} {} {value}", sql_op(op)))
+    }
+
+    fn scope(&mut self, scope: &RowScope) -> Option<String> {
+        match scope {
+            RowScope::All => None,
+            RowScope::Owned {
+                owners,
+                business_units,
+            } => {
+                let mut parts = Vec::new();
+                if !owners.is_empty() {
+                    let p: Vec<String> = owners.iter().map(|o| self.bind((*o).into())).collect();
+                    parts.push(format!("{} IN ({})", ident("ownerid"), p.join(", ")));
+                }
+                if !business_units.is_empty() {
+                    let p: Vec<String> = business_units
+                        .iter()
+                        .map(|u| self.bind((*u).into()))
+                        .collect();
+                    parts.push(format!(
+                        "{} IN ({})",
+                        ident("owningbusinessunit"),
+                        p.join(", ")
+                    ));
+                }
+                Some(if parts.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    format!("({})", parts.join(" OR "))
+                })
+            }
+        }
+    }
+}
+
+/// `SELECT <every column> … WHERE scope AND filter ORDER BY … LIMIT … OFFSET …`, and the count
+/// query with the same WHERE.
+pub fn compile(
+    q: &RecordQuery<'_>,
+    dialect: Dialect,
+) -> Result<((String, Vec<Value>), (String, Vec<Value>)), QueryError> {
+    let mut b = Builder {
+        entity: q.entity,
+        dialect,
+        args: Vec::new(),
+    };
+    let mut conditions = Vec::new();
+    if let Some(s) = b.scope(q.scope) {
+        conditions.push(s);
+    }
+    if let Some(f) = q.filter {
+        conditions.push(b.expr(f)?);
+    }
+    let where_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let mut order = Vec::new();
+    for o in q.orderby {
+        let a = b.column(std::slice::from_ref(&o.property))?;
+        order.push(format!(
+            "{} {}",
+            ident(&a.logical_name),
+            if o.descending { "DESC" } else { "ASC" }
+        ));
+    }
+    // The key last, so pages never overlap or skip rows.
+    order.push(format!("{} ASC", ident(&q.entity.primary_id)));
+    let table = ident(&q.entity.sql_table(q.env_number));
+    let cols: Vec<String> = q
+        .entity
+        .attributes
+        .iter()
+        .map(|a| ident(&a.logical_name))
+        .collect();
+    let count_sql = format!("SELECT COUNT(*) FROM {table}{where_sql}");
+    let count_args = b.args.clone();
+    let select = format!(
+        "SELECT {} FROM {table}{where_sql} ORDER BY {} LIMIT {} OFFSET {}",
+        cols.join(", "),
+        order.join(", "),
+        q.limit,
+        q.offset
+    );
+    Ok(((select, b.args), (count_sql, count_args)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_core::dataverse::system_tables::builtin_entities;
+    use uuid::Uuid;
+
+    fn account() -> EntityDef {
+        builtin_entities()
+            .into_iter()
+            .find(|e| e.logical_name == "account")
+            .unwrap()
+    }
+
+    fn sql(filter: &str, scope: &RowScope) -> Result<(String, Vec<Value>), QueryError> {
+        let e = account();
+        let f = Expr::parse(filter).unwrap();
+        let q = RecordQuery {
+            entity: &e,
+            env_number: 7,
+            scope,
+            filter: Some(&f),
+            orderby: &[],
+            limit: 51,
+            offset: 0,
+        };
+        compile(&q, Dialect::Sqlite).map(|(s, _)| s)
+    }
+
+    #[test]
+    fn filters_become_bound_predicates() {
+        let (s, args) = sql(
+            "name eq 'O''Brien' and numberofemployees gt 10",
+            &RowScope::All,
+        )
+        .unwrap();
+        assert!(
+            s.contains(r#"WHERE ("name" = $1 AND "numberofemployees" > $2)"#),
+            "{s}"
+        );
+        assert_eq!(
+            args,
+            vec![Value::Text(Some("O'Brien".into())), Value::Int(Some(10))]
+        );
+        assert!(s.starts_with(r#"SELECT "accountid""#) && s.contains(r#"FROM "dv7_account""#));
+        assert!(
+            s.ends_with(r#"ORDER BY "accountid" ASC LIMIT 51 OFFSET 0"#),
+            "{s}"
+        );
+        let (s, _) = sql(
+            "_primarycontactid_value eq null or not (revenue lt 5.5)",
+            &RowScope::All,
+        )
+        .unwrap();
+        assert!(
+            s.contains(r#"("primarycontactid" IS NULL OR (NOT "revenue" < $1))"#),
+            "{s}"
+        );
+        let (s, args) = sql("contains(name,'50%')", &RowScope::All).unwrap();
+        assert!(s.contains(r#""name" LIKE $1 ESCAPE '\'"#), "{s}");
+        assert_eq!(args, vec![Value::Text(Some("%50\\%%".into()))]);
+        let (s, _) = sql("10 lt numberofemployees", &RowScope::All).unwrap();
+        assert!(s.contains(r#""numberofemployees" > $1"#), "{s}");
+        let (s, _) = sql("name ne 'x'", &RowScope::All).unwrap();
+        assert!(s.contains(r#"("name" <> $1 OR "name" IS NULL)"#), "{s}");
+    }
+
+    #[test]
+    fn the_row_scope_comes_first() {
+        let (u, bu) = (Uuid::new_v4(), Uuid::new_v4());
+        let scope = RowScope::Owned {
+            owners: vec![u],
+            business_units: vec![bu],
+        };
+        let (s, args) = sql("name eq 'a'", &scope).unwrap();
+        assert!(
+            s.contains(
+                r#"WHERE ("ownerid" IN ($1) OR "owningbusinessunit" IN ($2)) AND "name" = $3"#
+            ),
+            "{s}"
+        );
+        assert_eq!(args[0], u.into());
+    }
+
+    #[test]
+    fn unknown_columns_and_mismatched_values_are_refused() {
+        for (f, want_invalid) in [
+            ("nope eq 1", true),
+            ("name eq 1", true),
+            ("numberofemployees eq 'x'", true),
+            ("primarycontactid eq null", true),
+            ("primarycontactid/fullname eq 'x'", false),
+            ("contains(numberofemployees,'1')", true),
+            ("revenue gt null", true),
+            ("1 eq 1", false),
+        ] {
+            match sql(f, &RowScope::All) {
+                Err(QueryError::Invalid(_)) => assert!(want_invalid, "{f}"),
+                Err(QueryError::Unsupported(_)) => assert!(!want_invalid, "{f}"),
+                Ok(s) => panic!("{f} compiled to {s:?}"),
+            }
+        }
+    }
+}
