@@ -257,12 +257,15 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// SQL text and the values bound to its placeholders.
+pub type Statement = (String, Vec<Value>);
+
 /// `SELECT <every column> … WHERE scope AND filter ORDER BY … LIMIT … OFFSET …`, and the count
 /// query with the same WHERE.
 pub fn compile(
     q: &RecordQuery<'_>,
     dialect: Dialect,
-) -> Result<((String, Vec<Value>), (String, Vec<Value>)), QueryError> {
+) -> Result<(Statement, Statement), QueryError> {
     let mut b = Builder {
         entity: q.entity,
         dialect,
