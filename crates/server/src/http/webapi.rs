@@ -143,17 +143,80 @@ pub async fn webapi_dispatch(
         return Ok(odata(Json(Value::Object(body)).into_response()));
     }
     let segment = path.split('/').next().unwrap_or_default();
+    if segment == path
+        && let Some(entity) = c.tables.iter().find(|e| e.entity_set_name == segment)
+    {
+        if method != Method::GET {
+            return Err(fail(
+                DataverseError::Unsupported(format!(
+                    "{method} on the collection '{segment}' is not supported yet."
+                ))
+                .into(),
+            ));
+        }
+        let options = svc::parse_query(query.as_deref(), entity).map_err(fail)?;
+        let page_size = max_page_size(&headers);
+        let page = svc::list(
+            &state,
+            &c,
+            entity,
+            &options,
+            page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+        )
+        .await
+        .map_err(fail)?;
+        let values: Vec<Value> = page
+            .records
+            .iter()
+            .map(|r| Value::Object(render(entity, r, options.select.as_deref())))
+            .collect();
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            format!("{base}/$metadata#{segment}").into(),
+        );
+        if let Some(n) = page.count {
+            body.insert("@odata.count".into(), n.into());
+        }
+        body.insert("value".into(), values.into());
+        if let Some(next) = page.next_offset {
+            let mut o = options.clone();
+            o.skiptoken = Some(next.to_string());
+            body.insert(
+                "@odata.nextLink".into(),
+                format!("{base}/{segment}?{}", o.to_query_string()).into(),
+            );
+        }
+        let mut resp = odata(Json(Value::Object(body)).into_response());
+        if let Some(n) = page_size
+            && let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}"))
+        {
+            resp.headers_mut().insert("Preference-Applied", v);
+        }
+        return Ok(resp);
+    }
     if c.tables.iter().any(|e| e.entity_set_name == segment) {
         return Err(fail(
-            DataverseError::Unsupported(format!(
-                "{method} on the collection '{segment}' is not supported yet."
-            ))
-            .into(),
+            DataverseError::Unsupported(format!("The path '{path}' is not supported yet.")).into(),
         ));
     }
     Err(fail(
         DataverseError::UnknownSegment(segment.to_string()).into(),
     ))
+}
+
+const DEFAULT_PAGE_SIZE: u64 = 5000;
+
+/// `Prefer: odata.maxpagesize=N` (among other preferences), if sane.
+fn max_page_size(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get_all("Prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .find(|n| (1..=DEFAULT_PAGE_SIZE).contains(n))
 }
 
 /// `$select=a,b` on a single record; any other query option is refused, not ignored.

@@ -146,3 +146,108 @@ pub async fn retrieve(
     .map_err(|d| DataverseError::MissingPrivilege(d.message()))?;
     Ok(record)
 }
+
+/// A page of a collection.
+pub struct Page {
+    pub records: Vec<Record>,
+    pub count: Option<i64>,
+    /// The offset of the next page, when there is one.
+    pub next_offset: Option<u64>,
+}
+
+fn odata_error(e: keyway_core::odata::ODataError) -> ServiceError {
+    match e.kind {
+        keyway_core::odata::ODataErrorKind::Syntax => DataverseError::Syntax(e.message).into(),
+        keyway_core::odata::ODataErrorKind::Unsupported => {
+            DataverseError::Unsupported(e.message).into()
+        }
+    }
+}
+
+/// The query options of a collection request, checked against the table.
+pub fn parse_query(
+    raw: Option<&str>,
+    entity: &EntityDef,
+) -> Result<keyway_core::odata::QueryOptions> {
+    let options =
+        keyway_core::odata::QueryOptions::parse(raw.unwrap_or_default()).map_err(odata_error)?;
+    if !options.expand.is_empty() {
+        return Err(DataverseError::Unsupported("$expand is not supported yet.".into()).into());
+    }
+    for col in options.select.iter().flatten() {
+        let bare = col
+            .strip_prefix('_')
+            .and_then(|c| c.strip_suffix("_value"))
+            .unwrap_or(col);
+        if entity.attribute(bare).is_none() {
+            return Err(DataverseError::Syntax(format!(
+                "Could not find a property named '{col}' on type 'Microsoft.Dynamics.CRM.{}'.",
+                entity.logical_name
+            ))
+            .into());
+        }
+    }
+    Ok(options)
+}
+
+/// Rows of a table the caller may read, filtered, ordered and paged in the database.
+pub async fn list(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    options: &keyway_core::odata::QueryOptions,
+    page_size: u64,
+) -> Result<Page> {
+    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    let scope = authz::scope(
+        &caller.principal,
+        &units,
+        &Access::Read.privilege(&entity.logical_name),
+        entity.ownership,
+        caller.role_count,
+    )
+    .map_err(|d| DataverseError::MissingPrivilege(d.message()))?;
+    let offset: u64 = match &options.skiptoken {
+        Some(t) => t.parse().map_err(|_| {
+            DataverseError::Syntax("The $skiptoken is not one this server issued.".into())
+        })?,
+        None => 0,
+    };
+    let top = options.top.map(|t| u64::from(t.get()));
+    let remaining = top.map(|t| t.saturating_sub(offset));
+    let want = remaining.map_or(page_size, |r| r.min(page_size));
+    let (mut records, count) = state
+        .store
+        .records_list(
+            &caller.env,
+            keyway_store::RecordList {
+                entity,
+                scope: &scope,
+                filter: options.filter.as_ref(),
+                orderby: &options.orderby,
+                limit: want + 1,
+                offset,
+                count: options.count,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            keyway_store::StoreError::InvalidQuery {
+                message,
+                unsupported: false,
+            } => DataverseError::Syntax(message).into(),
+            keyway_store::StoreError::InvalidQuery {
+                message,
+                unsupported: true,
+            } => DataverseError::Unsupported(message).into(),
+            other => ServiceError::from(other),
+        })?;
+    let more = records.len() as u64 > want;
+    records.truncate(want as usize);
+    let next_offset = (more && remaining.is_none_or(|r| r > want)).then_some(offset + want);
+    Ok(Page {
+        records,
+        count,
+        next_offset,
+    })
+}

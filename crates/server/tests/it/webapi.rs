@@ -139,7 +139,11 @@ async fn web_api_callers_who_am_i_and_retrieve(backend: Backend) {
         (s, code(&e)),
         (StatusCode::BAD_REQUEST, "0x80060888".into())
     );
-    let (s, _, e) = get(format!("{api}/accounts?$filter=name eq 'x'"), token.clone()).await;
+    let (s, _, e) = get(
+        format!("{api}/accounts?$expand=primarycontactid"),
+        token.clone(),
+    )
+    .await;
     assert_eq!(
         s,
         StatusCode::BAD_REQUEST,
@@ -151,6 +155,101 @@ async fn web_api_callers_who_am_i_and_retrieve(backend: Backend) {
             .unwrap()
             .contains("not supported")
     );
+
+    // Collections: filter, select, order, top, count and paging, all in the database.
+    let (s, _, roles) = get(
+        format!("{api}/roles?$select=name&$orderby=name desc&$count=true"),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{roles}");
+    let names: Vec<&str> = roles["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "System Customizer",
+            "System Administrator",
+            "Environment Maker",
+            "Delegate",
+            "Basic User"
+        ]
+    );
+    assert_eq!(roles["@odata.count"], 5);
+    let (s, _, one) = get(format!("{api}/roles?$filter=startswith(name,'system') and name ne 'System Customizer'&$select=name"), token.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{one}");
+    assert_eq!(one["value"].as_array().unwrap().len(), 1);
+    assert_eq!(one["value"][0]["name"], "System Administrator");
+    let (_, _, top) = get(format!("{api}/roles?$top=2&$orderby=name"), token.clone()).await;
+    assert_eq!(top["value"].as_array().unwrap().len(), 2);
+    assert!(
+        top.get("@odata.nextLink").is_none(),
+        "$top ends the collection"
+    );
+    // Paging with Prefer: odata.maxpagesize, following @odata.nextLink to the end.
+    let mut next = Some(format!("{api}/roles?$orderby=name&$select=name"));
+    let mut seen = Vec::new();
+    while let Some(link) = next {
+        let r = app
+            .http
+            .get(&link)
+            .bearer_auth(&token)
+            .header("Prefer", "odata.maxpagesize=2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["Preference-Applied"], "odata.maxpagesize=2");
+        let page: Value = r.json().await.unwrap();
+        assert!(page["value"].as_array().unwrap().len() <= 2);
+        seen.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string()),
+        );
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            "Basic User",
+            "Delegate",
+            "Environment Maker",
+            "System Administrator",
+            "System Customizer"
+        ]
+    );
+    let (_, _, me_by_filter) = get(
+        format!(
+            "{api}/systemusers?$filter=systemuserid eq {}",
+            who["UserId"].as_str().unwrap()
+        ),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(me_by_filter["value"].as_array().unwrap().len(), 1);
+    for bad in [
+        "$filter=name eq",
+        "$filter=nope eq 1",
+        "$filter=name eq 1",
+        "$orderby=nope",
+        "$select=nope",
+        "$skip=1",
+        "$top=0",
+        "$skiptoken=garbage",
+    ] {
+        let (s, _, e) = get(format!("{api}/roles?{bad}"), token.clone()).await;
+        assert_eq!(
+            (s, code(&e)),
+            (StatusCode::BAD_REQUEST, "0x80060888".into()),
+            "{bad}: {e}"
+        );
+    }
 
     // Who may not call: no token, a token for another environment, an app with no application user.
     let r = app.http.get(format!("{api}/WhoAmI")).send().await.unwrap();
