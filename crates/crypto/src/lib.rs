@@ -2,6 +2,7 @@
 //! sealing secrets at rest, token signing and JWKS, certificates and client assertions.
 
 pub mod assertion;
+pub mod audit;
 pub mod certificate;
 pub mod password;
 pub mod random;

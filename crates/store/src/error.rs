@@ -14,6 +14,15 @@ pub enum StoreError {
     Config(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The row does not exist.
+    #[error("no such row")]
+    RowMissing,
+    /// The row exists but the caller's scope does not reach it.
+    #[error("the row is outside the caller's scope")]
+    RowOutOfScope,
+    /// The row changed since the version the caller named.
+    #[error("the row's version is not the one expected")]
+    VersionMismatch,
     /// A query that names what the table does not have, or asks what Keyway cannot do.
     #[error("{message}")]
     InvalidQuery { message: String, unsupported: bool },

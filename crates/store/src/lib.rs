@@ -6,6 +6,7 @@ mod directory;
 mod environments;
 mod error;
 mod migrate;
+mod record_writes;
 mod records;
 pub mod sql;
 pub mod testing;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
+pub use record_writes::{AuditCheck, RecordStore, StoredAudit};
 
 use sql::Db;
 

@@ -28,6 +28,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dataverse security",
         include_str!("migrations/sqlite/0004_dataverse_security.sql"),
     ),
+    (
+        5,
+        "dataverse audit",
+        include_str!("migrations/sqlite/0005_dataverse_audit.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "dataverse security",
         include_str!("migrations/postgres/0004_dataverse_security.sql"),
+    ),
+    (
+        5,
+        "dataverse audit",
+        include_str!("migrations/postgres/0005_dataverse_audit.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! Dataverse in the domain's words: table and column metadata, the built-in tables every
 //! environment starts with, and (later) privileges, access depths and the audit trail.
 
+pub mod audit;
 pub mod authz;
 pub mod error;
 pub mod metadata;

@@ -1,0 +1,433 @@
+//! Changing rows: each create, update or delete runs in one transaction with its audit row,
+//! checked there against the caller's row scope and the expected version, and appended to the
+//! environment's hash chain.
+
+use keyway_core::dataverse::audit::{self, AuditAction, AuditContext, AuditEntry};
+use keyway_core::dataverse::authz::RowScope;
+use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::record::{FieldValue, Record};
+use keyway_core::environment::Environment;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::sql::{Dialect, Tx, Value, ident};
+
+/// Serialize writers of one environment so its audit chain stays a chain.
+pub(crate) async fn lock_environment(
+    tx: &mut dyn Tx,
+    dialect: Dialect,
+    env: &Environment,
+) -> Result<(), StoreError> {
+    let sql = match dialect {
+        Dialect::Postgres => "SELECT id FROM environments WHERE id = $1 FOR UPDATE",
+        // SQLite's write transaction (BEGIN IMMEDIATE) already holds the database's one write lock.
+        Dialect::Sqlite => "SELECT id FROM environments WHERE id = $1",
+    };
+    tx.fetch(sql, vec![env.id.into()]).await.map(|_| ())
+}
+
+pub(crate) async fn read_row(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    id: Uuid,
+) -> Result<Option<Record>, StoreError> {
+    let cols: Vec<String> = entity
+        .attributes
+        .iter()
+        .map(|a| ident(&a.logical_name))
+        .collect();
+    let rows = tx
+        .fetch(
+            &format!(
+                "SELECT {} FROM {} WHERE {} = $1",
+                cols.join(", "),
+                ident(&entity.sql_table(env.number)),
+                ident(&entity.primary_id)
+            ),
+            vec![id.into()],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let mut record = Record::new(&entity.logical_name);
+    for (i, a) in entity.attributes.iter().enumerate() {
+        record.fields.insert(
+            a.logical_name.clone(),
+            crate::records::from_sql(a.kind.storage(), r, i)?,
+        );
+    }
+    Ok(Some(record))
+}
+
+fn id_of(r: &Record, col: &str) -> Option<Uuid> {
+    match r.fields.get(col) {
+        Some(FieldValue::Id(u)) => Some(*u),
+        _ => None,
+    }
+}
+
+/// The row must exist, be inside the scope and (when asked) be at the expected version.
+pub(crate) fn admit(
+    old: Option<Record>,
+    scope: &RowScope,
+    expected_version: Option<i64>,
+) -> Result<Record, StoreError> {
+    let old = old.ok_or(StoreError::RowMissing)?;
+    if !scope.admits(id_of(&old, "ownerid"), id_of(&old, "owningbusinessunit")) {
+        return Err(StoreError::RowOutOfScope);
+    }
+    if let Some(v) = expected_version
+        && old.fields.get("versionnumber") != Some(&FieldValue::Int(v))
+    {
+        return Err(StoreError::VersionMismatch);
+    }
+    Ok(old)
+}
+
+pub(crate) async fn append_audit(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    let head = tx
+        .fetch(
+            "SELECT audit_seq, audit_hash FROM environments WHERE id = $1",
+            vec![env.id.into()],
+        )
+        .await?;
+    let (seq, prev) = match head.first() {
+        Some(r) if !r.is_null(1) => (r.int(0)? + 1, r.blob(1)?),
+        _ => (1, keyway_crypto::audit::GENESIS.to_vec()),
+    };
+    let hash = keyway_crypto::audit::chain_hash(&prev, &entry.canonical());
+    tx.execute(
+        "INSERT INTO dv_audit (environment_id, seq, auditid, action, operation, entity, objecttypecode, objectid, userid, callinguserid, transactionid, createdon, attributemask, changedata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        vec![
+            env.id.into(),
+            seq.into(),
+            entry.audit_id.into(),
+            entry.action.into(),
+            entry.operation.into(),
+            entry.entity.clone().into(),
+            entry.object_type_code.into(),
+            entry.object_id.into(),
+            entry.user_id.into(),
+            entry.calling_user_id.into(),
+            entry.transaction_id.into(),
+            entry.created_on.into(),
+            entry.attribute_mask.clone().into(),
+            entry.change_data.to_string().into(),
+            hash.clone().into(),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE environments SET audit_seq = $1, audit_hash = $2 WHERE id = $3",
+        vec![seq.into(), hash.into(), env.id.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub(crate) async fn update_row(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    id: Uuid,
+    set: &Record,
+) -> Result<(), StoreError> {
+    let mut assignments = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    for (name, value) in &set.fields {
+        let a = entity.attribute(name).ok_or_else(|| {
+            StoreError::Database(format!("{} has no column {name}", entity.logical_name))
+        })?;
+        args.push(crate::records::to_sql(a.kind.storage(), value)?);
+        assignments.push(format!("{} = ${}", ident(name), args.len()));
+    }
+    args.push(id.into());
+    tx.execute(
+        &format!(
+            "UPDATE {} SET {} WHERE {} = ${}",
+            ident(&entity.sql_table(env.number)),
+            assignments.join(", "),
+            ident(&entity.primary_id),
+            args.len()
+        ),
+        args,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub(crate) async fn delete_row(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    tx.execute(
+        &format!(
+            "DELETE FROM {} WHERE {} = $1",
+            ident(&entity.sql_table(env.number)),
+            ident(&entity.primary_id)
+        ),
+        vec![id.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub(crate) fn audit_for(
+    action: AuditAction,
+    entity: &EntityDef,
+    id: Uuid,
+    old: Option<&Record>,
+    new: Option<&Record>,
+    ctx: &AuditContext,
+) -> Option<AuditEntry> {
+    entity
+        .audited
+        .then(|| audit::entry(action, entity, id, old, new, ctx))
+}
+
+/// One audit row as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAudit {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub hash: Vec<u8>,
+}
+
+/// What walking an environment's audit chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheck {
+    pub rows: i64,
+    /// The first row whose hash or place does not hold (or the head when the newest rows went).
+    pub first_broken: Option<i64>,
+}
+
+const AUDIT_COLS: &str = "seq, auditid, action, operation, entity, objecttypecode, objectid, userid, callinguserid, transactionid, createdon, attributemask, changedata, hash";
+
+fn audit_from(r: &crate::sql::Row) -> Result<StoredAudit, StoreError> {
+    let change: serde_json::Value = serde_json::from_str(&r.text(12)?)
+        .map_err(|e| StoreError::Database(format!("audit changedata: {e}")))?;
+    Ok(StoredAudit {
+        seq: r.int(0)?,
+        entry: AuditEntry {
+            audit_id: r.uuid(1)?,
+            action: r.int(2)?,
+            operation: r.int(3)?,
+            entity: r.text(4)?,
+            object_type_code: r.int(5)?,
+            object_id: r.uuid(6)?,
+            user_id: r.uuid(7)?,
+            calling_user_id: r.opt_uuid(8)?,
+            transaction_id: r.uuid(9)?,
+            created_on: r.int(10)?,
+            attribute_mask: r.text(11)?,
+            change_data: change,
+        },
+        hash: r.blob(13)?,
+    })
+}
+
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Insert a row (and its audit row).
+    async fn record_create(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        record: &Record,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// Set some columns of a row the scope reaches, at the expected version when one is named;
+    /// returns the row as it is now.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_update(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+        set: &Record,
+        expected_version: Option<i64>,
+        scope: &RowScope,
+        ctx: &AuditContext,
+    ) -> Result<Record, StoreError>;
+    async fn record_delete(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+        expected_version: Option<i64>,
+        scope: &RowScope,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// Audit rows, newest first, for one row or the whole environment.
+    async fn audit_entries(
+        &self,
+        env: &Environment,
+        object_id: Option<Uuid>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
+    /// Walk the whole chain.
+    async fn audit_verify(&self, env: &Environment) -> Result<AuditCheck, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl RecordStore for crate::SqlStore {
+    async fn record_create(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        record: &Record,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        crate::records::insert(&mut *tx, env.number, entity, record).await?;
+        let id = id_of(record, &entity.primary_id)
+            .ok_or_else(|| StoreError::Database("a new row needs its id".into()))?;
+        if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
+            append_audit(&mut *tx, env, &e).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn record_update(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+        set: &Record,
+        expected_version: Option<i64>,
+        scope: &RowScope,
+        ctx: &AuditContext,
+    ) -> Result<Record, StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        let old = admit(
+            read_row(&mut *tx, env, entity, id).await?,
+            scope,
+            expected_version,
+        )?;
+        let version = match old.fields.get("versionnumber") {
+            Some(FieldValue::Int(v)) => *v,
+            _ => 0,
+        };
+        let mut set = set.clone();
+        set.fields
+            .insert("versionnumber".into(), FieldValue::Int(version + 1));
+        update_row(&mut *tx, env, entity, id, &set).await?;
+        let new = read_row(&mut *tx, env, entity, id)
+            .await?
+            .ok_or(StoreError::RowMissing)?;
+        if let Some(e) = audit_for(AuditAction::Update, entity, id, Some(&old), Some(&new), ctx) {
+            append_audit(&mut *tx, env, &e).await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn record_delete(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        id: Uuid,
+        expected_version: Option<i64>,
+        scope: &RowScope,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        let old = admit(
+            read_row(&mut *tx, env, entity, id).await?,
+            scope,
+            expected_version,
+        )?;
+        delete_row(&mut *tx, env, entity, id).await?;
+        if let Some(e) = audit_for(AuditAction::Delete, entity, id, Some(&old), None, ctx) {
+            append_audit(&mut *tx, env, &e).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn audit_entries(
+        &self,
+        env: &Environment,
+        object_id: Option<Uuid>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<StoredAudit>, StoreError> {
+        let (filter, mut args): (&str, Vec<Value>) = match object_id {
+            Some(id) => (" AND objectid = $2", vec![env.id.into(), id.into()]),
+            None => ("", vec![env.id.into()]),
+        };
+        args.truncate(2);
+        self.db
+            .fetch(
+                &format!("SELECT {AUDIT_COLS} FROM dv_audit WHERE environment_id = $1{filter} ORDER BY seq DESC LIMIT {limit} OFFSET {offset}"),
+                args,
+            )
+            .await?
+            .iter()
+            .map(audit_from)
+            .collect()
+    }
+
+    async fn audit_verify(&self, env: &Environment) -> Result<AuditCheck, StoreError> {
+        let rows = self
+            .db
+            .fetch(
+                &format!(
+                    "SELECT {AUDIT_COLS} FROM dv_audit WHERE environment_id = $1 ORDER BY seq"
+                ),
+                vec![env.id.into()],
+            )
+            .await?;
+        let mut prev = keyway_crypto::audit::GENESIS.to_vec();
+        let mut expected_seq = 1;
+        let mut count = 0;
+        for r in &rows {
+            count += 1;
+            let a = match audit_from(r) {
+                Ok(a) => a,
+                Err(_) => {
+                    return Ok(AuditCheck {
+                        rows: count,
+                        first_broken: Some(r.int(0).unwrap_or(expected_seq)),
+                    });
+                }
+            };
+            let hash = keyway_crypto::audit::chain_hash(&prev, &a.entry.canonical());
+            if a.seq != expected_seq || hash != a.hash {
+                return Ok(AuditCheck {
+                    rows: count,
+                    first_broken: Some(a.seq.min(expected_seq)),
+                });
+            }
+            prev = a.hash;
+            expected_seq += 1;
+        }
+        let head = self
+            .db
+            .fetch(
+                "SELECT audit_seq, audit_hash FROM environments WHERE id = $1",
+                vec![env.id.into()],
+            )
+            .await?;
+        let head_ok = match head.first() {
+            Some(h) if h.is_null(1) => count == 0,
+            Some(h) => h.int(0)? == count && h.blob(1)? == prev,
+            None => false,
+        };
+        Ok(AuditCheck {
+            rows: count,
+            first_broken: (!head_ok).then_some(expected_seq),
+        })
+    }
+}
