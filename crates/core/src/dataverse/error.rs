@@ -19,6 +19,12 @@ pub enum DataverseError {
     /// 404, 0x80040217.
     #[error("{entity} With Id = {id} Does Not Exist")]
     RecordNotFound { entity: String, id: String },
+    /// A row with the same key exists (412, 0x80040237).
+    #[error("A record with matching key values already exists.")]
+    Duplicate,
+    /// The row changed since the caller read it (412, 0x80060882).
+    #[error("The version of the existing record doesn't match the RowVersion property provided.")]
+    VersionMismatch,
     /// An unknown path segment (404, 0x8006088a).
     #[error("Resource not found for the segment '{0}'.")]
     UnknownSegment(String),

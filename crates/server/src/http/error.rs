@@ -227,6 +227,8 @@ impl IntoResponse for DataverseWireError {
                     D::UserDisabled(_) => (StatusCode::FORBIDDEN, "0x8004882e"),
                     D::MissingPrivilege(_) => (StatusCode::FORBIDDEN, "0x80040220"),
                     D::RecordNotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
+                    D::Duplicate => (StatusCode::PRECONDITION_FAILED, "0x80040237"),
+                    D::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
                     D::UnknownSegment(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
                     D::Syntax(_) | D::Unsupported(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
                 };

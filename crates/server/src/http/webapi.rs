@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::context::{RequestContext, origin};
 use super::error::DataverseWireError;
 use crate::services::ServiceError;
+use crate::services::records;
 use crate::services::webapi::{self as svc, WebApiCaller};
 use crate::state::AppState;
 
@@ -89,12 +90,22 @@ pub async fn webapi_dispatch(
     method: Method,
     headers: HeaderMap,
     ctx: RequestContext,
+    body: axum::body::Bytes,
 ) -> WebResult {
     let c = caller(&state, &env, &headers, &ctx).await?;
     let fail = |error: ServiceError| DataverseWireError {
         error,
         ctx: ctx.clone(),
     };
+    // Impersonation must never be silently ignored: acting as the caller instead would be wrong.
+    if headers.contains_key("CallerObjectId") || headers.contains_key("MSCRMCallerID") {
+        return Err(fail(
+            DataverseError::Unsupported(
+                "Impersonation (CallerObjectId, MSCRMCallerID) is not supported yet.".into(),
+            )
+            .into(),
+        ));
+    }
     let base = base(&state, &headers, &env);
     let path = path.trim_end_matches('/');
     if path == "WhoAmI" || path == "WhoAmI()" {
@@ -125,10 +136,15 @@ pub async fn webapi_dispatch(
                 .into(),
             )
         })?;
+        if method == Method::PATCH || method == Method::DELETE {
+            return write_one(&state, &c, entity, id, &method, &headers, &body, &base, set)
+                .await
+                .map_err(fail);
+        }
         if method != Method::GET {
             return Err(fail(
                 DataverseError::Unsupported(format!(
-                    "{method} on a single record is not supported yet."
+                    "{method} on a single record is not supported."
                 ))
                 .into(),
             ));
@@ -146,10 +162,25 @@ pub async fn webapi_dispatch(
     if segment == path
         && let Some(entity) = c.tables.iter().find(|e| e.entity_set_name == segment)
     {
+        if method == Method::POST {
+            let record = records::fields_from_json(
+                entity,
+                &c.tables,
+                &json_body(&body).map_err(fail)?,
+                true,
+            )
+            .map_err(fail)?;
+            let id = records::create(&state, &c, entity, record)
+                .await
+                .map_err(fail)?;
+            return created(&state, &c, entity, id, &headers, &base, segment)
+                .await
+                .map_err(fail);
+        }
         if method != Method::GET {
             return Err(fail(
                 DataverseError::Unsupported(format!(
-                    "{method} on the collection '{segment}' is not supported yet."
+                    "{method} on the collection '{segment}' is not supported."
                 ))
                 .into(),
             ));
@@ -206,6 +237,168 @@ pub async fn webapi_dispatch(
 }
 
 const DEFAULT_PAGE_SIZE: u64 = 5000;
+
+fn json_body(body: &[u8]) -> Result<Value, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| {
+        DataverseError::Syntax(format!("The request body is not valid JSON: {e}.")).into()
+    })
+}
+
+fn wants_representation(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("Prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == "return=representation")
+}
+
+/// `If-Match: *` means "must exist"; `If-Match: W/"7"` also "at version 7". `If-None-Match: null`
+/// (which some clients always send) means nothing.
+enum Precondition {
+    None,
+    MustExist(Option<i64>),
+    MustNotExist,
+}
+
+fn precondition(headers: &HeaderMap) -> Result<Precondition, ServiceError> {
+    if let Some(v) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if v == "*" {
+            return Ok(Precondition::MustExist(None));
+        }
+        let n = v
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<i64>()
+            .map_err(|_| {
+                DataverseError::Syntax(format!("If-Match '{v}' is not an etag this server issued."))
+            })?;
+        return Ok(Precondition::MustExist(Some(n)));
+    }
+    match headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        Some("*") => Ok(Precondition::MustNotExist),
+        _ => Ok(Precondition::None),
+    }
+}
+
+/// 204 with `OData-EntityId`, or 201 with the row when `return=representation` was asked.
+async fn created(
+    state: &AppState,
+    c: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+    headers: &HeaderMap,
+    base: &str,
+    set: &str,
+) -> Result<Response, ServiceError> {
+    let location = format!("{base}/{set}({id})");
+    let mut resp = if wants_representation(headers) {
+        let record = svc::retrieve(state, c, entity, id).await?;
+        let mut body = render(entity, &record, None);
+        body.insert(
+            "@odata.context".into(),
+            format!("{base}/$metadata#{set}/$entity").into(),
+        );
+        let mut r = odata(Json(Value::Object(body)).into_response());
+        *r.status_mut() = axum::http::StatusCode::CREATED;
+        r.headers_mut().insert(
+            "Preference-Applied",
+            HeaderValue::from_static("return=representation"),
+        );
+        r
+    } else {
+        let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert("OData-Version", HeaderValue::from_static("4.0"));
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert("OData-EntityId", v.clone());
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// PATCH (update or upsert) and DELETE of one row.
+#[allow(clippy::too_many_arguments)]
+async fn write_one(
+    state: &AppState,
+    c: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    base: &str,
+    set: &str,
+) -> Result<Response, ServiceError> {
+    let pre = precondition(headers)?;
+    if *method == Method::DELETE {
+        let version = match pre {
+            Precondition::MustExist(v) => v,
+            _ => None,
+        };
+        records::delete(state, c, entity, id, version).await?;
+        let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert("OData-Version", HeaderValue::from_static("4.0"));
+        return Ok(r);
+    }
+    let json = json_body(body)?;
+    let exists = records::exists(state, c, entity, id).await?;
+    let create = match (&pre, exists) {
+        (Precondition::MustExist(_), false) => {
+            return Err(DataverseError::RecordNotFound {
+                entity: entity.logical_name.clone(),
+                id: id.to_string(),
+            }
+            .into());
+        }
+        (Precondition::MustNotExist, true) => return Err(DataverseError::Duplicate.into()),
+        (_, false) => true,
+        (_, true) => false,
+    };
+    if create {
+        let mut record = records::fields_from_json(entity, &c.tables, &json, true)?;
+        record.fields.insert(
+            entity.primary_id.clone(),
+            keyway_core::dataverse::record::FieldValue::Id(id),
+        );
+        let id = records::create(state, c, entity, record).await?;
+        return created(state, c, entity, id, headers, base, set).await;
+    }
+    let fields = records::fields_from_json(entity, &c.tables, &json, false)?;
+    let version = match pre {
+        Precondition::MustExist(v) => v,
+        _ => None,
+    };
+    let row = records::update(state, c, entity, id, fields, version).await?;
+    if wants_representation(headers) {
+        let mut body = render(entity, &row, None);
+        body.insert(
+            "@odata.context".into(),
+            format!("{base}/$metadata#{set}/$entity").into(),
+        );
+        let mut r = odata(Json(Value::Object(body)).into_response());
+        r.headers_mut().insert(
+            "Preference-Applied",
+            HeaderValue::from_static("return=representation"),
+        );
+        return Ok(r);
+    }
+    let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    if let Ok(v) = HeaderValue::from_str(&format!("{base}/{set}({id})")) {
+        r.headers_mut().insert("OData-EntityId", v);
+    }
+    Ok(r)
+}
 
 /// `Prefer: odata.maxpagesize=N` (among other preferences), if sane.
 fn max_page_size(headers: &HeaderMap) -> Option<u64> {

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod directory_cache;
 pub mod environments;
 pub mod principals;
+pub mod records;
 pub mod signing;
 pub mod tenants;
 pub mod tokens;

@@ -41,6 +41,7 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub db_url: Option<String>,
     handle: axum_server::Handle<std::net::SocketAddr>,
+    store: std::sync::Arc<keyway_store::SqlStore>,
     admin_token: tokio::sync::OnceCell<String>,
 }
 
@@ -82,6 +83,7 @@ async fn start(
     let profile: Profile =
         serde_json::from_slice(&std::fs::read(&app.profile_path).unwrap()).unwrap();
     let handle = app.handle();
+    let store = app.state.store.clone();
     tokio::spawn(async move { app.serve().await.unwrap() });
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
@@ -95,6 +97,7 @@ async fn start(
         dir,
         db_url,
         handle,
+        store,
         admin_token: Default::default(),
     }
 }
@@ -221,6 +224,11 @@ impl TestApp {
             .await;
         assert_eq!(s, StatusCode::OK, "{p}");
         p
+    }
+
+    /// The server's store, for checks that no API shows (audit chains, raw rows).
+    pub fn state_store(&self) -> std::sync::Arc<keyway_store::SqlStore> {
+        self.store.clone()
     }
 
     pub async fn stop(self) {

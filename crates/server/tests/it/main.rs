@@ -9,5 +9,6 @@ mod graph;
 mod helpers;
 mod nodes;
 mod ops;
+mod records;
 mod tokens;
 mod webapi;

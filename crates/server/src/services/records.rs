@@ -1,0 +1,361 @@
+//! Creating, updating and deleting rows through the Web API: JSON bodies checked against the
+//! table's columns, the caller's privileges turned into the scope the store enforces, system
+//! columns set by Keyway, and the audit row written with the change.
+
+use keyway_core::dataverse::audit::AuditContext;
+use keyway_core::dataverse::authz::{self, BusinessUnits, RowScope};
+use keyway_core::dataverse::error::DataverseError;
+use keyway_core::dataverse::metadata::{AttributeDef, AttributeType, EntityDef, Storage};
+use keyway_core::dataverse::record::{FieldValue, Record};
+use keyway_core::dataverse::security::Access;
+use keyway_store::{EnvironmentStore, RecordStore, StoreError};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::webapi::WebApiCaller;
+use super::{Result, ServiceError};
+use crate::state::AppState;
+
+fn syntax(msg: String) -> ServiceError {
+    DataverseError::Syntax(msg).into()
+}
+
+fn no_such_property(entity: &EntityDef, name: &str) -> ServiceError {
+    syntax(format!(
+        "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type.",
+        entity.logical_name
+    ))
+}
+
+fn value_for(a: &AttributeDef, v: &Value) -> Result<FieldValue> {
+    let bad = |want: &str| {
+        syntax(format!(
+            "Cannot convert the value of '{}' to {want} ({}).",
+            a.logical_name,
+            a.kind.name()
+        ))
+    };
+    if v.is_null() {
+        return Ok(FieldValue::Null);
+    }
+    Ok(match a.kind.storage() {
+        Storage::Text => {
+            let s = v.as_str().ok_or_else(|| bad("a string"))?;
+            if let Some(max) = a.max_length
+                && s.chars().count() > max as usize
+            {
+                return Err(syntax(format!(
+                    "The value of '{}' is longer than its maximum length of {max}.",
+                    a.logical_name
+                )));
+            }
+            FieldValue::Text(s.to_string())
+        }
+        Storage::Int => {
+            let n = v.as_i64().ok_or_else(|| bad("a whole number"))?;
+            if a.kind == AttributeType::Integer && i32::try_from(n).is_err() {
+                return Err(bad("a 32-bit whole number"));
+            }
+            FieldValue::Int(n)
+        }
+        Storage::Real => FieldValue::Real(v.as_f64().ok_or_else(|| bad("a number"))?),
+        Storage::Bool => FieldValue::Bool(v.as_bool().ok_or_else(|| bad("true or false"))?),
+        Storage::Instant => {
+            let s = v.as_str().ok_or_else(|| bad("a date and time"))?;
+            let t = OffsetDateTime::parse(s, &Rfc3339).or_else(|_| {
+                time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+                    .map(|d| d.midnight().assume_utc())
+            });
+            FieldValue::Instant(t.map_err(|_| bad("a date and time such as 2026-01-31T09:00:00Z"))?)
+        }
+        Storage::Id => FieldValue::Id(
+            v.as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| bad("a GUID"))?,
+        ),
+    })
+}
+
+/// `"/contacts(<id>)"`, `"contacts(<id>)"` or an absolute URL ending so.
+fn bound_id(tables: &[EntityDef], a: &AttributeDef, v: &Value, targets: &[&str]) -> Result<Uuid> {
+    let bad = || {
+        syntax(format!(
+            "'{}@odata.bind' must name a row, such as \"/{}(<id>)\".",
+            a.logical_name,
+            targets.first().copied().unwrap_or("accounts")
+        ))
+    };
+    let s = v.as_str().ok_or_else(bad)?;
+    let last = s.trim_end_matches('/').rsplit('/').next().ok_or_else(bad)?;
+    let (set, rest) = last.split_once('(').ok_or_else(bad)?;
+    let id = Uuid::parse_str(rest.trim_end_matches(')')).map_err(|_| bad())?;
+    let target = tables
+        .iter()
+        .find(|e| e.entity_set_name == set)
+        .ok_or_else(bad)?;
+    if !targets.contains(&target.logical_name.as_str()) {
+        return Err(syntax(format!(
+            "'{}' cannot point at {set}.",
+            a.logical_name
+        )));
+    }
+    Ok(id)
+}
+
+/// The columns a request body sets, checked against the table.
+pub fn fields_from_json(
+    entity: &EntityDef,
+    tables: &[EntityDef],
+    body: &Value,
+    creating: bool,
+) -> Result<Record> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| syntax("The request body must be a JSON object.".into()))?;
+    let mut record = Record::new(&entity.logical_name);
+    for (key, v) in obj {
+        if let Some(nav) = key.strip_suffix("@odata.bind") {
+            // Customer lookups are bound per target: parentcustomerid_account@odata.bind.
+            let (col, only) = match nav.rsplit_once('_') {
+                Some((c, t))
+                    if entity
+                        .attribute(c)
+                        .is_some_and(|a| a.kind == AttributeType::Customer) =>
+                {
+                    (c, Some(t))
+                }
+                _ => (nav, None),
+            };
+            let a = entity
+                .attribute(col)
+                .filter(|a| a.kind.is_lookup())
+                .ok_or_else(|| no_such_property(entity, nav))?;
+            if a.system || a.kind == AttributeType::Owner {
+                return Err(DataverseError::Unsupported(format!(
+                    "Setting '{col}' is not supported yet."
+                ))
+                .into());
+            }
+            let targets: Vec<&str> = match (a.kind, only) {
+                (AttributeType::Customer, Some(t)) => vec![t],
+                (AttributeType::Customer, None) => vec!["account", "contact"],
+                _ => a.target.as_deref().into_iter().collect(),
+            };
+            let id = if v.is_null() {
+                None
+            } else {
+                Some(bound_id(tables, a, v, &targets)?)
+            };
+            record.fields.insert(
+                a.logical_name.clone(),
+                id.map_or(FieldValue::Null, FieldValue::Id),
+            );
+            continue;
+        }
+        if key.starts_with('@') || key.contains("@odata.") || key.contains("@OData.") {
+            continue; // annotations
+        }
+        let a = entity
+            .attribute(key)
+            .ok_or_else(|| no_such_property(entity, key))?;
+        if a.kind.is_lookup() {
+            return Err(syntax(format!(
+                "Set '{key}' with \"{key}@odata.bind\": \"/<set>(<id>)\"."
+            )));
+        }
+        if a.system && !(creating && a.logical_name == entity.primary_id) {
+            return Err(syntax(format!(
+                "'{key}' is set by the system and cannot be written."
+            )));
+        }
+        if matches!(a.kind, AttributeType::State | AttributeType::Status) && !v.is_i64() {
+            return Err(syntax(format!("'{key}' takes a whole number.")));
+        }
+        record
+            .fields
+            .insert(a.logical_name.clone(), value_for(a, v)?);
+    }
+    if creating {
+        for a in entity.attributes.iter().filter(|a| a.required && !a.system) {
+            if matches!(
+                record.fields.get(&a.logical_name),
+                None | Some(FieldValue::Null)
+            ) {
+                return Err(syntax(format!(
+                    "'{}' is required to create a {}.",
+                    a.logical_name, entity.logical_name
+                )));
+            }
+        }
+    }
+    Ok(record)
+}
+
+async fn scope_for(
+    state: &AppState,
+    caller: &WebApiCaller,
+    access: Access,
+    entity: &EntityDef,
+) -> Result<RowScope> {
+    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    authz::scope(
+        &caller.principal,
+        &units,
+        &access.privilege(&entity.logical_name),
+        entity.ownership,
+        caller.role_count,
+    )
+    .map_err(|d| DataverseError::MissingPrivilege(d.message()).into())
+}
+
+fn denied(caller: &WebApiCaller, access: Access, entity: &EntityDef) -> ServiceError {
+    let d = authz::Denied {
+        user_id: caller.principal.user_id,
+        privilege: access.privilege(&entity.logical_name),
+        role_count: caller.role_count,
+    };
+    DataverseError::MissingPrivilege(d.message()).into()
+}
+
+fn map_write(
+    e: StoreError,
+    caller: &WebApiCaller,
+    access: Access,
+    entity: &EntityDef,
+    id: Uuid,
+) -> ServiceError {
+    match e {
+        StoreError::RowMissing => DataverseError::RecordNotFound {
+            entity: entity.logical_name.clone(),
+            id: id.to_string(),
+        }
+        .into(),
+        StoreError::RowOutOfScope => denied(caller, access, entity),
+        StoreError::VersionMismatch => DataverseError::VersionMismatch.into(),
+        StoreError::Conflict(_) => DataverseError::Duplicate.into(),
+        other => other.into(),
+    }
+}
+
+fn audit_ctx(state: &AppState, caller: &WebApiCaller) -> AuditContext {
+    AuditContext {
+        user_id: caller.principal.user_id,
+        calling_user_id: None,
+        transaction_id: Uuid::new_v4(),
+        at: state.clock.now(),
+    }
+}
+
+/// Create a row owned by the caller; returns its id.
+pub async fn create(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    mut record: Record,
+) -> Result<Uuid> {
+    let scope = scope_for(state, caller, Access::Create, entity).await?;
+    let me = caller.principal.user_id;
+    if !scope.admits(Some(me), Some(caller.principal.business_unit)) {
+        return Err(denied(caller, Access::Create, entity));
+    }
+    let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
+    let now = state.clock.now();
+    let has_state = record.fields.contains_key("statecode");
+    let mut set = |col: &str, v: FieldValue| {
+        if entity.attribute(col).is_some() {
+            record.fields.insert(col.to_string(), v);
+        }
+    };
+    set(&entity.primary_id, FieldValue::Id(id));
+    set("ownerid", FieldValue::Id(me));
+    set(
+        "owningbusinessunit",
+        FieldValue::Id(caller.principal.business_unit),
+    );
+    set("createdby", FieldValue::Id(me));
+    set("modifiedby", FieldValue::Id(me));
+    set("createdon", FieldValue::Instant(now));
+    set("modifiedon", FieldValue::Instant(now));
+    set("versionnumber", FieldValue::Int(1));
+    if !has_state {
+        set("statecode", FieldValue::Int(0));
+        set("statuscode", FieldValue::Int(1));
+    }
+    state
+        .store
+        .record_create(&caller.env, entity, &record, &audit_ctx(state, caller))
+        .await
+        .map_err(|e| map_write(e, caller, Access::Create, entity, id))?;
+    Ok(id)
+}
+
+/// Set columns of an existing row the caller's Write privilege reaches.
+pub async fn update(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+    mut set: Record,
+    expected_version: Option<i64>,
+) -> Result<Record> {
+    let scope = scope_for(state, caller, Access::Write, entity).await?;
+    if entity.attribute("modifiedby").is_some() {
+        set.fields.insert(
+            "modifiedby".into(),
+            FieldValue::Id(caller.principal.user_id),
+        );
+        set.fields
+            .insert("modifiedon".into(), FieldValue::Instant(state.clock.now()));
+    }
+    state
+        .store
+        .record_update(
+            &caller.env,
+            entity,
+            id,
+            &set,
+            expected_version,
+            &scope,
+            &audit_ctx(state, caller),
+        )
+        .await
+        .map_err(|e| map_write(e, caller, Access::Write, entity, id))
+}
+
+pub async fn delete(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<()> {
+    let scope = scope_for(state, caller, Access::Delete, entity).await?;
+    state
+        .store
+        .record_delete(
+            &caller.env,
+            entity,
+            id,
+            expected_version,
+            &scope,
+            &audit_ctx(state, caller),
+        )
+        .await
+        .map_err(|e| map_write(e, caller, Access::Delete, entity, id))
+}
+
+/// Does the row exist at all (whatever the caller may see)? For upserts.
+pub async fn exists(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    id: Uuid,
+) -> Result<bool> {
+    Ok(state
+        .store
+        .record_get(&caller.env, entity, id)
+        .await?
+        .is_some())
+}

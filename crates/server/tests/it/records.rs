@@ -1,0 +1,293 @@
+//! Writing rows through the Web API: create, update, upsert, delete, with etags, bad input
+//! refused, and every change audited in the store.
+
+use keyway_store::{EnvironmentStore, RecordStore};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(records_are_created_updated_and_deleted_with_audit);
+
+async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, dev) = app
+        .graph(
+            Method::POST,
+            "/v1.0/environments",
+            Some(json!({"name": "dev"})),
+        )
+        .await;
+    let url = dev["url"].as_str().unwrap().to_string();
+    let api = format!("{url}/api/data/v9.2");
+    let (_, t) = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("{url}/.default"),
+        )
+        .await;
+    let token = t["access_token"].as_str().unwrap().to_string();
+    let send = |method: Method,
+                path: String,
+                body: Option<Value>,
+                headers: Vec<(&'static str, &'static str)>| {
+        let (http, token) = (app.http.clone(), token.clone());
+        async move {
+            let mut req = http.request(method, path).bearer_auth(token);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let entity_id = r
+                .headers()
+                .get("OData-EntityId")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                status,
+                entity_id,
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Create: 204 with OData-EntityId; or 201 with the row.
+    let (s, loc, _) = send(
+        Method::POST,
+        format!("{api}/contacts"),
+        Some(json!({"fullname": "Ada Lovelace", "emailaddress1": "ada@example.com"})),
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let loc = loc.unwrap();
+    assert!(loc.starts_with(&format!("{api}/contacts(")), "{loc}");
+    let contact = loc
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let (s, _, acct) = send(
+        Method::POST,
+        format!("{api}/accounts"),
+        Some(json!({"name": "Contoso", "numberofemployees": 50, "revenue": 1250.5, "primarycontactid@odata.bind": format!("/contacts({contact})")})),
+        vec![("Prefer", "return=representation")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{acct}");
+    let id = acct["accountid"].as_str().unwrap().to_string();
+    assert_eq!(acct["_primarycontactid_value"], contact.as_str());
+    assert_eq!(acct["revenue"], 1250.5);
+    assert_eq!(acct["@odata.etag"], "W/\"1\"");
+    let (_, _, who) = send(Method::GET, format!("{api}/WhoAmI"), None, vec![]).await;
+    assert_eq!(acct["_ownerid_value"], who["UserId"]);
+    assert_eq!(acct["_createdby_value"], who["UserId"]);
+    assert_eq!(acct["_owningbusinessunit_value"], who["BusinessUnitId"]);
+    assert_eq!(acct["statecode"], 0);
+
+    // Update with an etag; a stale etag is refused; PATCH without If-Match upserts.
+    let (s, _, _) = send(
+        Method::PATCH,
+        format!("{api}/accounts({id})"),
+        Some(json!({"name": "Contoso Ltd"})),
+        vec![("If-Match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, e) = send(
+        Method::PATCH,
+        format!("{api}/accounts({id})"),
+        Some(json!({"name": "Stale"})),
+        vec![("If-Match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("0x80060882"))
+    );
+    let (s, _, e) = send(
+        Method::PATCH,
+        format!("{api}/accounts({id})"),
+        Some(json!({"name": "Again"})),
+        vec![("If-None-Match", "*")],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("0x80040237"))
+    );
+    let missing = "00000000-0000-0000-0000-0000000000aa";
+    let (s, _, e) = send(
+        Method::PATCH,
+        format!("{api}/accounts({missing})"),
+        Some(json!({"name": "Nope"})),
+        vec![("If-Match", "*")],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("0x80040217"))
+    );
+    let (s, _, upserted) = send(
+        Method::PATCH,
+        format!("{api}/accounts({missing})"),
+        Some(json!({"name": "Upserted"})),
+        vec![("Prefer", "return=representation")],
+    )
+    .await;
+    assert_eq!(
+        (s, upserted["accountid"].as_str()),
+        (StatusCode::CREATED, Some(missing))
+    );
+    let (_, _, got) = send(
+        Method::GET,
+        format!("{api}/accounts({id})?$select=name,numberofemployees"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (
+            got["name"].as_str(),
+            got["numberofemployees"].as_i64(),
+            got["@odata.etag"].as_str()
+        ),
+        (Some("Contoso Ltd"), Some(50), Some("W/\"2\""))
+    );
+
+    // Bad input: clear 400s that change nothing.
+    for (body, why) in [
+        (json!({"name": "x", "bogus": 1}), "unknown column"),
+        (json!({"name": 5}), "wrong type"),
+        (json!({"name": "x".repeat(161)}), "too long"),
+        (json!({"numberofemployees": 5}), "required name missing"),
+        (
+            json!({"name": "x", "numberofemployees": 3_000_000_000_i64}),
+            "out of range",
+        ),
+        (
+            json!({"name": "x", "createdon": "2026-01-01T00:00:00Z"}),
+            "system column",
+        ),
+        (
+            json!({"name": "x", "primarycontactid@odata.bind": "/accounts(00000000-0000-0000-0000-000000000001)"}),
+            "bind to the wrong table",
+        ),
+        (
+            json!({"name": "x", "_primarycontactid_value": contact}),
+            "lookup written directly",
+        ),
+        (json!(["not", "an", "object"]), "not an object"),
+    ] {
+        let (s, _, e) = send(Method::POST, format!("{api}/accounts"), Some(body), vec![]).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("0x80060888")),
+            "{why}: {e}"
+        );
+    }
+    let r = app
+        .http
+        .post(format!("{api}/accounts"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let big = json!({"name": "x", "description": "y".repeat(2 * 1024 * 1024)});
+    let r = app
+        .http
+        .post(format!("{api}/accounts"))
+        .bearer_auth(&token)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _, e) = send(
+        Method::GET,
+        format!("{api}/accounts?$count=true"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (s, e["@odata.count"].as_i64()),
+        (StatusCode::OK, Some(2)),
+        "only the two good rows exist"
+    );
+    let (s, _, _) = send(
+        Method::GET,
+        format!("{api}/WhoAmI"),
+        None,
+        vec![("CallerObjectId", "00000000-0000-0000-0000-000000000001")],
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "impersonation is refused, never ignored"
+    );
+
+    // Delete; then it is gone.
+    let (s, _, _) = send(
+        Method::DELETE,
+        format!("{api}/accounts({id})"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = send(Method::GET, format!("{api}/accounts({id})"), None, vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = send(
+        Method::DELETE,
+        format!("{api}/accounts({id})"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The audit trail names the application user for each change, old and new values, intact.
+    let env = app
+        .state_store()
+        .environment_by_name("dev")
+        .await
+        .unwrap()
+        .unwrap();
+    let trail = app
+        .state_store()
+        .audit_entries(&env, Some(id.parse().unwrap()), 10, 0)
+        .await
+        .unwrap();
+    let actions: Vec<i64> = trail.iter().map(|a| a.entry.action).collect();
+    assert_eq!(actions, vec![3, 2, 1]);
+    assert!(
+        trail
+            .iter()
+            .all(|a| a.entry.user_id.to_string() == who["UserId"].as_str().unwrap())
+    );
+    assert_eq!(trail[1].entry.change_data["oldValue"]["name"], "Contoso");
+    assert_eq!(
+        trail[1].entry.change_data["newValue"]["name"],
+        "Contoso Ltd"
+    );
+    assert_eq!(
+        app.state_store()
+            .audit_verify(&env)
+            .await
+            .unwrap()
+            .first_broken,
+        None
+    );
+    app.stop().await;
+}
