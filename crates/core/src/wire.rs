@@ -364,3 +364,52 @@ mod tests {
         assert!(r.is_err());
     }
 }
+
+/// `POST /v1.0/environments/{id}/addAppUser`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppUserInput {
+    pub service_principal_app_id: Uuid,
+    /// Default: the environment's root business unit.
+    pub business_unit_id: Option<Uuid>,
+    /// Role names, e.g. "Basic User" or a custom role.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A system user as the admin API shows it (Dataverse's column names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SystemUserView {
+    pub systemuserid: Uuid,
+    pub applicationid: Option<Uuid>,
+    pub businessunitid: Uuid,
+    pub fullname: String,
+    pub roles: Vec<String>,
+}
+
+/// `POST /v1.0/environments/{id}/roles`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleInput {
+    pub name: String,
+    pub business_unit_id: Option<Uuid>,
+    /// `prvReadaccount:BusinessUnit` (depths: None, User, BusinessUnit, ParentChildBusinessUnits,
+    /// Organization; or Basic, Local, Deep, Global).
+    #[serde(default)]
+    pub privileges: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleView {
+    pub roleid: Uuid,
+    pub name: String,
+}
+
+/// `POST /v1.0/environments/{id}/roles/{roleId}/assign`: by system user or by application.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleAssignInput {
+    pub system_user_id: Option<Uuid>,
+    pub application_id: Option<Uuid>,
+}

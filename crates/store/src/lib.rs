@@ -8,6 +8,7 @@ mod error;
 mod migrate;
 mod record_writes;
 mod records;
+mod security_writes;
 pub mod sql;
 pub mod testing;
 
@@ -17,6 +18,7 @@ pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
 pub use record_writes::{AuditCheck, RecordStore, StoredAudit};
+pub use security_writes::SecurityStore;
 
 use sql::Db;
 

@@ -31,7 +31,8 @@ pub struct EnvironmentSeed {
     pub user_roles: Vec<(Uuid, Uuid)>,
 }
 
-fn stamp(mut r: Record, id_col: &str, id: Uuid, by: Uuid, now: OffsetDateTime) -> Record {
+/// Set the id and the who/when/version columns of a new system row.
+pub fn stamp(mut r: Record, id_col: &str, id: Uuid, by: Uuid, now: OffsetDateTime) -> Record {
     r.fields.insert(id_col.into(), FieldValue::Id(id));
     for col in ["createdby", "modifiedby"] {
         r.fields.insert(col.into(), FieldValue::Id(by));
@@ -43,24 +44,15 @@ fn stamp(mut r: Record, id_col: &str, id: Uuid, by: Uuid, now: OffsetDateTime) -
     r
 }
 
-pub fn build(
-    env_name: &str,
-    tables: &[EntityDef],
-    creator: &Creator,
+/// A system user row: an application user (non-interactive, unlicensed) or a person.
+pub fn system_user(
+    who: &Creator,
+    id: Uuid,
+    business_unit: Uuid,
+    by: Uuid,
     now: OffsetDateTime,
-) -> EnvironmentSeed {
-    let bu = Uuid::new_v4();
-    let user = Uuid::new_v4();
-    let mut rows = vec![stamp(
-        Record::new("businessunit")
-            .with("name", FieldValue::Text(env_name.to_string()))
-            .with("isdisabled", FieldValue::Bool(false)),
-        "businessunitid",
-        bu,
-        user,
-        now,
-    )];
-    let creator_row = match creator {
+) -> Record {
+    let row = match who {
         Creator::Application {
             app_id,
             display_name,
@@ -81,16 +73,48 @@ pub fn build(
             .with("accessmode", FieldValue::Int(0))
             .with("islicensed", FieldValue::Bool(true)),
     };
-    rows.push(stamp(
-        creator_row
-            .with("businessunitid", FieldValue::Id(bu))
+    stamp(
+        row.with("businessunitid", FieldValue::Id(business_unit))
             .with("isdisabled", FieldValue::Bool(false))
             .with("isguest", FieldValue::Bool(false)),
         "systemuserid",
-        user,
+        id,
+        by,
+        now,
+    )
+}
+
+/// A role row in a business unit.
+pub fn role(name: &str, id: Uuid, business_unit: Uuid, by: Uuid, now: OffsetDateTime) -> Record {
+    stamp(
+        Record::new("role")
+            .with("name", FieldValue::Text(name.to_string()))
+            .with("businessunitid", FieldValue::Id(business_unit)),
+        "roleid",
+        id,
+        by,
+        now,
+    )
+}
+
+pub fn build(
+    env_name: &str,
+    tables: &[EntityDef],
+    creator: &Creator,
+    now: OffsetDateTime,
+) -> EnvironmentSeed {
+    let bu = Uuid::new_v4();
+    let user = Uuid::new_v4();
+    let mut rows = vec![stamp(
+        Record::new("businessunit")
+            .with("name", FieldValue::Text(env_name.to_string()))
+            .with("isdisabled", FieldValue::Bool(false)),
+        "businessunitid",
+        bu,
         user,
         now,
-    ));
+    )];
+    rows.push(system_user(creator, user, bu, user, now));
     let mut role_privileges = Vec::new();
     let mut user_roles = Vec::new();
     for role in security::builtin_roles(tables) {
@@ -98,15 +122,7 @@ pub fn build(
         if role.name == SYSTEM_ADMINISTRATOR {
             user_roles.push((user, id));
         }
-        rows.push(stamp(
-            Record::new("role")
-                .with("name", FieldValue::Text(role.name.clone()))
-                .with("businessunitid", FieldValue::Id(bu)),
-            "roleid",
-            id,
-            user,
-            now,
-        ));
+        rows.push(self::role(&role.name, id, bu, user, now));
         role_privileges.extend(role.privileges.into_iter().map(|p| (id, p)));
     }
     EnvironmentSeed {

@@ -83,6 +83,18 @@ pub fn router(state: AppState) -> Router {
                 .delete(users::users_delete),
         )
         .route(
+            "/v1.0/environments/{id}/addAppUser",
+            post(graph::env_security::app_users_create),
+        )
+        .route(
+            "/v1.0/environments/{id}/roles",
+            get(graph::env_security::roles_list).post(graph::env_security::roles_create),
+        )
+        .route(
+            "/v1.0/environments/{id}/roles/{role}/assign",
+            post(graph::env_security::roles_assign),
+        )
+        .route(
             "/v1.0/environments",
             get(envs::environments_list).post(envs::environments_create),
         )

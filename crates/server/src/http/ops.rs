@@ -53,6 +53,10 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::environments::environments_create,
         crate::http::graph::environments::environments_get,
         crate::http::graph::environments::environments_delete,
+        crate::http::graph::env_security::app_users_create,
+        crate::http::graph::env_security::roles_list,
+        crate::http::graph::env_security::roles_create,
+        crate::http::graph::env_security::roles_assign,
     ),
     tags((name = "operations"), (name = "tenants"), (name = "environments"))
 )]

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod caller;
 pub mod directory_cache;
+pub mod env_security;
 pub mod environments;
 pub mod principals;
 pub mod records;

@@ -10,5 +10,6 @@ mod helpers;
 mod nodes;
 mod ops;
 mod records;
+mod security;
 mod tokens;
 mod webapi;

@@ -2,6 +2,7 @@
 //! bodies and query options with Graph's errors, and one module per resource.
 
 pub mod applications;
+pub mod env_security;
 pub mod environments;
 pub mod service_principals;
 pub mod tenants;

@@ -1,0 +1,83 @@
+//! `/v1.0/environments/{id}/…` (Keyway's own): application users, roles, role assignments.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyway_core::wire::{AppUserInput, RoleAssignInput, RoleInput};
+
+use super::{GraphBody, GraphCaller, ListQuery, OrGraph, collection, path_id};
+use crate::http::context::origin;
+use crate::http::error::GraphError;
+use crate::services::env_security as svc;
+use crate::state::AppState;
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/addAppUser", tag = "environments",
+    params(("id" = String, Path, description = "Environment id")),
+    request_body(content = inline(serde_json::Value), description = "{\"servicePrincipalAppId\": \"…\", \"roles\": [\"Basic User\"]}"),
+    responses((status = 201, description = "The application user")), security(("bearer" = [])))]
+pub async fn app_users_create(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+    GraphBody(input): GraphBody<AppUserInput>,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let user = svc::add_app_user(&state, &caller, id, input)
+        .await
+        .or_graph(&ctx)?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1.0/environments/{id}/roles", tag = "environments",
+    params(("id" = String, Path, description = "Environment id")),
+    responses((status = 200, description = "The environment's security roles")), security(("bearer" = [])))]
+pub async fn roles_list(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let roles = svc::list_roles(&state, &caller, id).await.or_graph(&ctx)?;
+    Ok(collection(
+        &origin(&state, &headers),
+        "roles",
+        ListQuery::default().apply(roles),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/roles", tag = "environments",
+    params(("id" = String, Path, description = "Environment id")),
+    request_body(content = inline(serde_json::Value), description = "{\"name\": \"Invoice reader\", \"privileges\": [\"prvReadaccount:BusinessUnit\"]}"),
+    responses((status = 201, description = "The new role")), security(("bearer" = [])))]
+pub async fn roles_create(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+    GraphBody(input): GraphBody<RoleInput>,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let role = svc::create_role(&state, &caller, id, input)
+        .await
+        .or_graph(&ctx)?;
+    Ok((StatusCode::CREATED, Json(role)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/roles/{role}/assign", tag = "environments",
+    params(("id" = String, Path, description = "Environment id"), ("role" = String, Path, description = "Role id")),
+    request_body(content = inline(serde_json::Value), description = "{\"applicationId\": \"…\"} or {\"systemUserId\": \"…\"}"),
+    responses((status = 204, description = "Assigned")), security(("bearer" = [])))]
+pub async fn roles_assign(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path((id, role)): Path<(String, String)>,
+    GraphBody(input): GraphBody<RoleAssignInput>,
+) -> Result<StatusCode, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let role = path_id(&role, "role", &ctx)?;
+    svc::assign_role(&state, &caller, id, role, input)
+        .await
+        .or_graph(&ctx)?;
+    Ok(StatusCode::NO_CONTENT)
+}

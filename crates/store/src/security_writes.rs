@@ -1,0 +1,184 @@
+//! Changes to an environment's security: application users, roles and their privileges, and
+//! role assignments — each in one transaction with its audit rows.
+
+use keyway_core::dataverse::audit::{self, AuditAction, AuditContext};
+use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::record::{FieldValue, Record};
+use keyway_core::dataverse::security::Privilege;
+use keyway_core::environment::Environment;
+use uuid::Uuid;
+
+use crate::record_writes::{append_audit, lock_environment};
+use crate::sql::{Tx, ident};
+use crate::{SqlStore, StoreError};
+
+async fn add_role(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    users: &EntityDef,
+    user: Uuid,
+    role: Uuid,
+    ctx: &AuditContext,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO dv_user_roles (environment_id, systemuser_id, role_id) VALUES ($1, $2, $3)",
+        vec![env.id.into(), user.into(), role.into()],
+    )
+    .await?;
+    let change = Record::new("systemuser").with("roleid", FieldValue::Id(role));
+    let entry = audit::entry(
+        AuditAction::AssignRoleToUser,
+        users,
+        user,
+        None,
+        Some(&change),
+        ctx,
+    );
+    append_audit(tx, env, &entry).await
+}
+
+#[async_trait::async_trait]
+pub trait SecurityStore: Send + Sync {
+    /// A new system user (one per application per environment) holding `roles`.
+    async fn systemuser_create(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        record: &Record,
+        roles: &[Uuid],
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// A new role with its privileges.
+    async fn role_create(
+        &self,
+        env: &Environment,
+        roles: &EntityDef,
+        record: &Record,
+        privileges: &[Privilege],
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// Give a user a role (a no-op error if they hold it: Conflict).
+    async fn role_assign(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        user: Uuid,
+        role: Uuid,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// Every role: (id, name).
+    async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl SecurityStore for SqlStore {
+    async fn systemuser_create(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        record: &Record,
+        roles: &[Uuid],
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        if let Some(FieldValue::Id(app)) = record.fields.get("applicationid") {
+            let table = ident(&users.sql_table(env.number));
+            let existing = tx
+                .fetch(
+                    &format!("SELECT systemuserid FROM {table} WHERE applicationid = $1"),
+                    vec![(*app).into()],
+                )
+                .await?;
+            if !existing.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "application {app} already has an application user"
+                )));
+            }
+        }
+        crate::records::insert(&mut *tx, env.number, users, record).await?;
+        let id = record
+            .id(&users.primary_id)
+            .ok_or_else(|| StoreError::Database("a new user needs its id".into()))?;
+        append_audit(
+            &mut *tx,
+            env,
+            &audit::entry(AuditAction::Create, users, id, None, Some(record), ctx),
+        )
+        .await?;
+        for role in roles {
+            add_role(&mut *tx, env, users, id, *role, ctx).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn role_create(
+        &self,
+        env: &Environment,
+        roles: &EntityDef,
+        record: &Record,
+        privileges: &[Privilege],
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        crate::records::insert(&mut *tx, env.number, roles, record).await?;
+        let id = record
+            .id(&roles.primary_id)
+            .ok_or_else(|| StoreError::Database("a new role needs its id".into()))?;
+        for p in privileges {
+            tx.execute(
+                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
+                vec![env.id.into(), id.into(), p.name.clone().into(), p.depth.name().into()],
+            )
+            .await?;
+        }
+        let mut audited = record.clone();
+        audited.fields.insert(
+            "privileges".into(),
+            FieldValue::Text(
+                privileges
+                    .iter()
+                    .map(|p| format!("{}:{}", p.name, p.depth.name()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        );
+        append_audit(
+            &mut *tx,
+            env,
+            &audit::entry(AuditAction::Create, roles, id, None, Some(&audited), ctx),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn role_assign(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        user: Uuid,
+        role: Uuid,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        add_role(&mut *tx, env, users, user, role, ctx).await?;
+        tx.commit().await
+    }
+
+    async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError> {
+        self.db
+            .fetch(
+                &format!(
+                    "SELECT roleid, name FROM {} ORDER BY name",
+                    ident(&format!("dv{}_role", env.number))
+                ),
+                vec![],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.uuid(0)?, r.text(1)?)))
+            .collect()
+    }
+}
