@@ -190,6 +190,59 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
     );
     assert!(uuid::Uuid::parse_str(env["id"].as_str().unwrap()).is_ok());
     assert!(ok(&profile, &["env", "list"]).contains("/env/dev"));
+    let role = json(
+        &profile,
+        &[
+            "env",
+            "role",
+            "create",
+            "dev",
+            "Invoice reader",
+            "--privilege",
+            "prvReadaccount:BusinessUnit",
+        ],
+    );
+    assert_eq!(role["name"], "Invoice reader");
+    let (bad, _, err) = keyway(
+        &profile,
+        &[
+            "env",
+            "role",
+            "create",
+            "dev",
+            "Bad",
+            "--privilege",
+            "prvReadaccount",
+        ],
+    );
+    assert!(!bad && err.contains("prvName:Depth"), "{err}");
+    let user = json(
+        &profile,
+        &[
+            "env",
+            "app-user",
+            "add",
+            "dev",
+            "--app-id",
+            &app_id,
+            "--role",
+            "Basic User",
+        ],
+    );
+    assert_eq!(user["roles"], serde_json::json!(["Basic User"]));
+    ok(
+        &profile,
+        &[
+            "env",
+            "role",
+            "assign",
+            "dev",
+            "Invoice reader",
+            "--app-id",
+            &app_id,
+        ],
+    );
+    assert!(ok(&profile, &["env", "role", "list", "dev"]).contains("Invoice reader"));
     let rotated = json(&profile, &["tenant", "rotate-keys"]);
     assert_eq!(rotated["status"], "active");
 

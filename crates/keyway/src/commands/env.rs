@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use keyway_core::wire::{EnvironmentInput, EnvironmentView};
+use keyway_core::wire::{
+    AppUserInput, EnvironmentInput, EnvironmentView, RoleAssignInput, RoleInput, RoleView,
+    SystemUserView,
+};
 use reqwest::Method;
 
 use crate::Global;
@@ -19,6 +22,53 @@ pub enum EnvCommand {
     Show { env: String },
     /// Delete an environment and everything in it.
     Delete { env: String },
+    /// Application users: service principals that act in the environment.
+    AppUser {
+        #[command(subcommand)]
+        command: AppUserCommand,
+    },
+    /// Security roles.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppUserCommand {
+    /// Make a service principal an application user, with roles.
+    Add {
+        env: String,
+        /// The app registration's client id (it needs a service principal).
+        #[arg(long)]
+        app_id: uuid::Uuid,
+        /// A role to give (repeatable), e.g. "Basic User" or a custom one.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The business unit (default: the root).
+        #[arg(long)]
+        business_unit: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Create a role: `--privilege prvReadaccount:BusinessUnit` (repeatable).
+    Create {
+        env: String,
+        name: String,
+        #[arg(long = "privilege")]
+        privileges: Vec<String>,
+    },
+    /// List the roles.
+    List { env: String },
+    /// Give a role to an application user.
+    Assign {
+        env: String,
+        role: String,
+        #[arg(long)]
+        app_id: uuid::Uuid,
+    },
 }
 
 async fn find(c: &mut Client, reference: &str) -> anyhow::Result<EnvironmentView> {
@@ -81,6 +131,40 @@ pub async fn run(global: &Global, cmd: EnvCommand) -> anyhow::Result<()> {
             )?;
         }
         EnvCommand::Show { env } => show(global, &find(&mut c, &env).await?)?,
+        EnvCommand::AppUser {
+            command:
+                AppUserCommand::Add {
+                    env,
+                    app_id,
+                    roles,
+                    business_unit,
+                },
+        } => {
+            let e = find(&mut c, &env).await?;
+            let input = AppUserInput {
+                service_principal_app_id: app_id,
+                business_unit_id: business_unit,
+                roles,
+            };
+            let u: SystemUserView = c
+                .send(
+                    Method::POST,
+                    &format!("/v1.0/environments/{}/addAppUser", e.id),
+                    &input,
+                )
+                .await?;
+            output::pairs(
+                global.output,
+                &u,
+                vec![
+                    ("systemuserid", u.systemuserid.to_string()),
+                    ("applicationid", app_id.to_string()),
+                    ("businessunitid", u.businessunitid.to_string()),
+                    ("roles", u.roles.join(", ")),
+                ],
+            )?;
+        }
+        EnvCommand::Role { command } => role(global, &mut c, command).await?,
         EnvCommand::Delete { env } => {
             let e = find(&mut c, &env).await?;
             c.send_empty::<()>(
@@ -90,6 +174,72 @@ pub async fn run(global: &Global, cmd: EnvCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("deleted environment {} ({})", e.name, e.id);
+        }
+    }
+    Ok(())
+}
+
+async fn role(global: &Global, c: &mut Client, cmd: RoleCommand) -> anyhow::Result<()> {
+    match cmd {
+        RoleCommand::Create {
+            env,
+            name,
+            privileges,
+        } => {
+            let e = find(c, &env).await?;
+            let r: RoleView = c
+                .send(
+                    Method::POST,
+                    &format!("/v1.0/environments/{}/roles", e.id),
+                    &RoleInput {
+                        name,
+                        business_unit_id: None,
+                        privileges,
+                    },
+                )
+                .await?;
+            output::pairs(
+                global.output,
+                &r,
+                vec![("roleid", r.roleid.to_string()), ("name", r.name.clone())],
+            )?;
+        }
+        RoleCommand::List { env } => {
+            let e = find(c, &env).await?;
+            let roles: Vec<RoleView> = c
+                .list(&format!("/v1.0/environments/{}/roles", e.id))
+                .await?;
+            let rows = roles
+                .iter()
+                .map(|r| vec![r.name.clone(), r.roleid.to_string()])
+                .collect();
+            output::show(global.output, &roles, &["NAME", "ID"], rows)?;
+        }
+        RoleCommand::Assign { env, role, app_id } => {
+            let e = find(c, &env).await?;
+            let roles: Vec<RoleView> = c
+                .list(&format!("/v1.0/environments/{}/roles", e.id))
+                .await?;
+            let r = roles
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&role) || r.roleid.to_string() == role)
+                .with_context(|| {
+                    format!(
+                        "no role '{role}' in {} (see `keyway env role list {}`)",
+                        e.name, e.name
+                    )
+                })?;
+            let input = RoleAssignInput {
+                system_user_id: None,
+                application_id: Some(app_id),
+            };
+            c.send_empty(
+                Method::POST,
+                &format!("/v1.0/environments/{}/roles/{}/assign", e.id, r.roleid),
+                Some(&input),
+            )
+            .await?;
+            println!("gave '{}' to application {app_id} in {}", r.name, e.name);
         }
     }
     Ok(())
