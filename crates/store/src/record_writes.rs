@@ -237,11 +237,12 @@ fn audit_from(r: &crate::sql::Row) -> Result<StoredAudit, StoreError> {
 #[async_trait::async_trait]
 pub trait RecordStore: Send + Sync {
     /// Insert a row (and its audit row).
+    /// Insert rows (and their audit rows), all or none.
     async fn record_create(
         &self,
         env: &Environment,
         entity: &EntityDef,
-        record: &Record,
+        records: &[Record],
         ctx: &AuditContext,
     ) -> Result<(), StoreError>;
     /// Set some columns of a row the scope reaches, at the expected version when one is named;
@@ -284,16 +285,18 @@ impl RecordStore for crate::SqlStore {
         &self,
         env: &Environment,
         entity: &EntityDef,
-        record: &Record,
+        records: &[Record],
         ctx: &AuditContext,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         lock_environment(&mut *tx, self.db.dialect(), env).await?;
-        crate::records::insert(&mut *tx, env.number, entity, record).await?;
-        let id = id_of(record, &entity.primary_id)
-            .ok_or_else(|| StoreError::Database("a new row needs its id".into()))?;
-        if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
-            append_audit(&mut *tx, env, &e).await?;
+        for record in records {
+            crate::records::insert(&mut *tx, env.number, entity, record).await?;
+            let id = id_of(record, &entity.primary_id)
+                .ok_or_else(|| StoreError::Database("a new row needs its id".into()))?;
+            if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
+                append_audit(&mut *tx, env, &e).await?;
+            }
         }
         tx.commit().await
     }

@@ -407,6 +407,113 @@ async fn story(store: Arc<SqlStore>) {
             .unwrap()
             .is_none()
     );
+
+    // Rows change with their audit rows, inside the caller's scope, at the expected version.
+    use keyway_core::dataverse::audit::AuditContext;
+    use keyway_core::dataverse::authz::RowScope;
+    use keyway_core::dataverse::record::{FieldValue as F, Record};
+    use keyway_store::RecordStore;
+    let account = tables.iter().find(|t| t.logical_name == "account").unwrap();
+    let ctx = AuditContext {
+        user_id: me.id,
+        calling_user_id: None,
+        transaction_id: Uuid::new_v4(),
+        at: NOW,
+    };
+    let id = Uuid::new_v4();
+    let row = Record::new("account")
+        .with("accountid", F::Id(id))
+        .with("name", F::Text("Contoso".into()))
+        .with("numberofemployees", F::Int(10))
+        .with("ownerid", F::Id(me.id))
+        .with("owningbusinessunit", F::Id(me.business_unit))
+        .with("createdon", F::Instant(NOW))
+        .with("versionnumber", F::Int(1));
+    store
+        .record_create(&dev, account, std::slice::from_ref(&row), &ctx)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .record_create(&dev, account, std::slice::from_ref(&row), &ctx)
+            .await,
+        Err(keyway_store::StoreError::Conflict(_))
+    ));
+    // All or none: a batch whose second row collides leaves no first row behind.
+    let fresh = Record::new("account")
+        .with("accountid", F::Id(Uuid::new_v4()))
+        .with("name", F::Text("Fresh".into()));
+    assert!(
+        store
+            .record_create(&dev, account, &[fresh.clone(), row.clone()], &ctx)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .record_get(&dev, account, fresh.id("accountid").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stranger_scope = RowScope::Owned {
+        owners: vec![Uuid::new_v4()],
+        business_units: vec![],
+    };
+    let set = Record::new("account").with("name", F::Text("Contoso Ltd".into()));
+    assert_eq!(
+        store
+            .record_update(&dev, account, id, &set, None, &stranger_scope, &ctx)
+            .await,
+        Err(keyway_store::StoreError::RowOutOfScope)
+    );
+    assert_eq!(
+        store
+            .record_update(&dev, account, id, &set, Some(7), &RowScope::All, &ctx)
+            .await,
+        Err(keyway_store::StoreError::VersionMismatch)
+    );
+    assert_eq!(
+        store
+            .record_update(
+                &dev,
+                account,
+                Uuid::new_v4(),
+                &set,
+                None,
+                &RowScope::All,
+                &ctx
+            )
+            .await,
+        Err(keyway_store::StoreError::RowMissing)
+    );
+    let updated = store
+        .record_update(&dev, account, id, &set, Some(1), &RowScope::All, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(updated.fields["name"], F::Text("Contoso Ltd".into()));
+    assert_eq!(updated.fields["versionnumber"], F::Int(2));
+    assert_eq!(updated.fields["numberofemployees"], F::Int(10));
+    let audit = store.audit_entries(&dev, Some(id), 10, 0).await.unwrap();
+    assert_eq!(
+        audit.iter().map(|a| a.entry.action).collect::<Vec<_>>(),
+        vec![2, 1],
+        "newest first, nothing for refused writes"
+    );
+    assert_eq!(audit[0].entry.change_data["oldValue"]["name"], "Contoso");
+    store
+        .record_delete(&dev, account, id, None, &RowScope::All, &ctx)
+        .await
+        .unwrap();
+    assert!(store.record_get(&dev, account, id).await.unwrap().is_none());
+    let check = store.audit_verify(&dev).await.unwrap();
+    assert_eq!(
+        check,
+        keyway_store::AuditCheck {
+            rows: 3,
+            first_broken: None
+        }
+    );
     let test = store
         .environment_create(
             &keyway_core::environment::Environment {

@@ -253,42 +253,62 @@ pub async fn create(
     state: &AppState,
     caller: &WebApiCaller,
     entity: &EntityDef,
-    mut record: Record,
+    record: Record,
 ) -> Result<Uuid> {
+    let ids = create_many(state, caller, entity, vec![record]).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| ServiceError::Internal("no id for a created row".into()))
+}
+
+/// Create rows owned by the caller, all or none (CreateMultiple); returns their ids in order.
+pub async fn create_many(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    records: Vec<Record>,
+) -> Result<Vec<Uuid>> {
     let scope = scope_for(state, caller, Access::Create, entity).await?;
     let me = caller.principal.user_id;
     if !scope.admits(Some(me), Some(caller.principal.business_unit)) {
         return Err(denied(caller, Access::Create, entity));
     }
-    let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
     let now = state.clock.now();
-    let has_state = record.fields.contains_key("statecode");
-    let mut set = |col: &str, v: FieldValue| {
-        if entity.attribute(col).is_some() {
-            record.fields.insert(col.to_string(), v);
+    let mut ids = Vec::with_capacity(records.len());
+    let mut rows = Vec::with_capacity(records.len());
+    for mut record in records {
+        let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
+        let has_state = record.fields.contains_key("statecode");
+        let mut set = |col: &str, v: FieldValue| {
+            if entity.attribute(col).is_some() {
+                record.fields.insert(col.to_string(), v);
+            }
+        };
+        set(&entity.primary_id, FieldValue::Id(id));
+        set("ownerid", FieldValue::Id(me));
+        set(
+            "owningbusinessunit",
+            FieldValue::Id(caller.principal.business_unit),
+        );
+        set("createdby", FieldValue::Id(me));
+        set("modifiedby", FieldValue::Id(me));
+        set("createdon", FieldValue::Instant(now));
+        set("modifiedon", FieldValue::Instant(now));
+        set("versionnumber", FieldValue::Int(1));
+        if !has_state {
+            set("statecode", FieldValue::Int(0));
+            set("statuscode", FieldValue::Int(1));
         }
-    };
-    set(&entity.primary_id, FieldValue::Id(id));
-    set("ownerid", FieldValue::Id(me));
-    set(
-        "owningbusinessunit",
-        FieldValue::Id(caller.principal.business_unit),
-    );
-    set("createdby", FieldValue::Id(me));
-    set("modifiedby", FieldValue::Id(me));
-    set("createdon", FieldValue::Instant(now));
-    set("modifiedon", FieldValue::Instant(now));
-    set("versionnumber", FieldValue::Int(1));
-    if !has_state {
-        set("statecode", FieldValue::Int(0));
-        set("statuscode", FieldValue::Int(1));
+        ids.push(id);
+        rows.push(record);
     }
+    let first = ids.first().copied().unwrap_or_default();
     state
         .store
-        .record_create(&caller.env, entity, &record, &audit_ctx(state, caller))
+        .record_create(&caller.env, entity, &rows, &audit_ctx(state, caller))
         .await
-        .map_err(|e| map_write(e, caller, Access::Create, entity, id))?;
-    Ok(id)
+        .map_err(|e| map_write(e, caller, Access::Create, entity, first))?;
+    Ok(ids)
 }
 
 /// Set columns of an existing row the caller's Write privilege reaches.
