@@ -123,6 +123,55 @@ pub async fn webapi_dispatch(
             .into_response(),
         ));
     }
+    if path == "RetrieveAvailableLanguages" || path == "RetrieveAvailableLanguages()" {
+        return Ok(odata(Json(json!({"@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.RetrieveAvailableLanguagesResponse"), "LocaleIds": [1033]})).into_response()));
+    }
+    if path == "EntityDefinitions" || path.starts_with("EntityDefinitions(") {
+        if method != Method::GET {
+            return Err(fail(
+                DataverseError::Unsupported(
+                    "Changing metadata through EntityDefinitions is not supported yet.".into(),
+                )
+                .into(),
+            ));
+        }
+        return entity_definitions(&c, path, query.as_deref(), &base).map_err(fail);
+    }
+    if let Some((set, action)) = path.split_once('/')
+        && action == "Microsoft.Dynamics.CRM.CreateMultiple"
+    {
+        let entity = svc::entity_by_set(&c, set).map_err(fail)?;
+        if method != Method::POST {
+            return Err(fail(
+                DataverseError::Syntax("CreateMultiple is an action: call it with POST.".into())
+                    .into(),
+            ));
+        }
+        let body = json_body(&body).map_err(fail)?;
+        let targets = body
+            .get("Targets")
+            .and_then(|t| t.as_array())
+            .ok_or_else(|| {
+                fail(
+                    DataverseError::Syntax("CreateMultiple needs {\"Targets\": [ … ]}.".into())
+                        .into(),
+                )
+            })?;
+        if targets.is_empty() || targets.len() > 1000 {
+            return Err(fail(
+                DataverseError::Syntax("CreateMultiple takes 1 to 1000 Targets.".into()).into(),
+            ));
+        }
+        let rows = targets
+            .iter()
+            .map(|t| records::fields_from_json(entity, &c.tables, t, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let ids = records::create_many(&state, &c, entity, rows)
+            .await
+            .map_err(fail)?;
+        return Ok(odata(Json(json!({"@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse"), "Ids": ids})).into_response()));
+    }
     // `{set}({id})`
     if let Some((set, rest)) = path.split_once('(')
         && let Some(key) = rest.strip_suffix(')')
@@ -237,6 +286,142 @@ pub async fn webapi_dispatch(
 }
 
 const DEFAULT_PAGE_SIZE: u64 = 5000;
+
+/// `EntityDefinitions`, `EntityDefinitions(<key>)`, `…/Attributes`, `…/Attributes/<cast>`,
+/// `…/Attributes(LogicalName='x')`.
+fn entity_definitions(
+    c: &WebApiCaller,
+    path: &str,
+    query: Option<&str>,
+    base: &str,
+) -> Result<Response, ServiceError> {
+    use crate::services::metadata as md;
+    let options = keyway_core::odata::QueryOptions::parse(query.unwrap_or_default())
+        .map_err(|e| DataverseError::Syntax(e.message))?;
+    let with_attributes =
+        |e: &EntityDef, mut m: Map<String, Value>| -> Result<Map<String, Value>, ServiceError> {
+            if let Some(x) = options.expand.iter().find(|x| x.navigation == "Attributes") {
+                let sub = keyway_core::odata::QueryOptions {
+                    select: x.select.clone(),
+                    ..Default::default()
+                };
+                let attrs = e
+                    .attributes
+                    .iter()
+                    .map(|a| md::attribute_json(e, a))
+                    .collect();
+                m.insert(
+                    "Attributes".into(),
+                    md::query(attrs, &sub, "AttributeMetadata")?.into(),
+                );
+            } else if let Some(x) = options.expand.first() {
+                return Err(DataverseError::Unsupported(format!(
+                    "$expand={} is not supported on EntityDefinitions.",
+                    x.navigation
+                ))
+                .into());
+            }
+            Ok(m)
+        };
+    let collection = |set: &str, value: Vec<Value>| {
+        odata(
+            Json(json!({"@odata.context": format!("{base}/$metadata#{set}"), "value": value}))
+                .into_response(),
+        )
+    };
+    if path == "EntityDefinitions" {
+        let items = c
+            .tables
+            .iter()
+            .map(|e| with_attributes(e, md::entity_json(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plain = keyway_core::odata::QueryOptions {
+            expand: vec![],
+            ..options.clone()
+        };
+        return Ok(collection(
+            "EntityDefinitions",
+            md::query(items, &plain, "EntityMetadata")?,
+        ));
+    }
+    let rest = &path["EntityDefinitions(".len()..];
+    let (key, tail) = rest
+        .split_once(')')
+        .ok_or_else(|| DataverseError::Syntax(format!("'{path}' is not a valid metadata path.")))?;
+    let entity = md::find_entity(&c.tables, key)?;
+    match tail.trim_start_matches('/') {
+        "" => {
+            let m = with_attributes(entity, md::entity_json(entity))?;
+            let plain = keyway_core::odata::QueryOptions {
+                expand: vec![],
+                filter: None,
+                ..options.clone()
+            };
+            let mut one = md::query(vec![m], &plain, "EntityMetadata")?;
+            let mut v = one.pop().unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "@odata.context".into(),
+                    format!("{base}/$metadata#EntityDefinitions/$entity").into(),
+                );
+            }
+            Ok(odata(Json(v).into_response()))
+        }
+        "Attributes" => {
+            let attrs = entity
+                .attributes
+                .iter()
+                .map(|a| md::attribute_json(entity, a))
+                .collect();
+            Ok(collection(
+                "EntityDefinitions(…)/Attributes",
+                md::query(attrs, &options, "AttributeMetadata")?,
+            ))
+        }
+        other => {
+            if let Some(cast) = other
+                .strip_prefix("Attributes/Microsoft.Dynamics.CRM.")
+                .and_then(|c| c.strip_suffix("AttributeMetadata"))
+            {
+                let attrs = entity
+                    .attributes
+                    .iter()
+                    .map(|a| md::attribute_json(entity, a))
+                    .filter(|m| {
+                        m.get("@odata.type").and_then(|t| t.as_str())
+                            == Some(&format!("#Microsoft.Dynamics.CRM.{cast}AttributeMetadata"))
+                    })
+                    .collect();
+                let plain = keyway_core::odata::QueryOptions {
+                    expand: vec![],
+                    ..options.clone()
+                };
+                return Ok(collection(
+                    "EntityDefinitions(…)/Attributes",
+                    md::query(attrs, &plain, "AttributeMetadata")?,
+                ));
+            }
+            if let Some(name) = other
+                .strip_prefix("Attributes(LogicalName='")
+                .and_then(|n| n.strip_suffix("')"))
+            {
+                let a = entity
+                    .attribute(name)
+                    .ok_or_else(|| DataverseError::RecordNotFound {
+                        entity: "AttributeMetadata".into(),
+                        id: name.to_string(),
+                    })?;
+                return Ok(odata(
+                    Json(Value::Object(md::attribute_json(entity, a))).into_response(),
+                ));
+            }
+            Err(DataverseError::Unsupported(format!(
+                "The metadata path '{path}' is not supported."
+            ))
+            .into())
+        }
+    }
+}
 
 fn json_body(body: &[u8]) -> Result<Value, ServiceError> {
     serde_json::from_slice(body).map_err(|e| {

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod directory_cache;
 pub mod env_security;
 pub mod environments;
+pub mod metadata;
 pub mod principals;
 pub mod records;
 pub mod signing;

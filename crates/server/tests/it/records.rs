@@ -237,6 +237,68 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
         "impersonation is refused, never ignored"
     );
 
+    // CreateMultiple: ids in input order, all or none.
+    let (s, _, many) = send(Method::POST, format!("{api}/accounts/Microsoft.Dynamics.CRM.CreateMultiple"), Some(json!({"Targets": [{"name": "m1", "@odata.type": "Microsoft.Dynamics.CRM.account"}, {"name": "m2"}]})), vec![]).await;
+    assert_eq!(s, StatusCode::OK, "{many}");
+    let ids = many["Ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    let (_, _, first) = send(
+        Method::GET,
+        format!("{api}/accounts({})?$select=name", ids[0].as_str().unwrap()),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(first["name"], "m1");
+    let (s, _, _) = send(
+        Method::POST,
+        format!("{api}/accounts/Microsoft.Dynamics.CRM.CreateMultiple"),
+        Some(json!({"Targets": [{"name": "m3"}, {"name": 3}]})),
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, _, m3) = send(
+        Method::GET,
+        format!("{api}/accounts?$filter=name eq 'm3'"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(m3["value"].as_array().unwrap().len(), 0, "all or none");
+
+    // Metadata: EntityDefinitions with filter and select, attributes, typed casts.
+    let (s, _, defs) = send(Method::GET, format!("{api}/EntityDefinitions?$select=LogicalName,EntitySetName,PrimaryIdAttribute&$filter=LogicalName eq 'account'"), None, vec![]).await;
+    assert_eq!(s, StatusCode::OK, "{defs}");
+    assert_eq!(defs["value"][0]["EntitySetName"], "accounts");
+    assert_eq!(defs["value"][0]["PrimaryIdAttribute"], "accountid");
+    let (_, _, none) = send(
+        Method::GET,
+        format!("{api}/EntityDefinitions?$filter=LogicalName eq 'widget'"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(none["value"], json!([]));
+    let (_, _, attrs) = send(Method::GET, format!("{api}/EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName,AttributeType"), None, vec![]).await;
+    assert!(
+        attrs["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["LogicalName"] == "revenue" && a["AttributeType"] == "Money")
+    );
+    let (s, _, picklists) = send(Method::GET, format!("{api}/EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)"), None, vec![]).await;
+    assert_eq!((s, picklists["value"].clone()), (StatusCode::OK, json!([])));
+    let (s, _, _) = send(
+        Method::GET,
+        format!("{api}/EntityDefinitions(LogicalName='widget')"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
     // Delete; then it is gone.
     let (s, _, _) = send(
         Method::DELETE,
