@@ -294,7 +294,6 @@ def test_list_with_page_size_follows_next_links(client: DataverseClient, tag: st
     assert letters(tagged(client, tag, select=["name"], orderby=["name asc"], page_size=2)) == list("abcdefg")
 
 
-@pytest.mark.skip(reason="Keyway has no $batch yet (issue 3, item 2): un-skip when it lands")
 def test_count_is_the_total_match_count_not_the_page_size(client: DataverseClient, tag: str):
     create_seven(client, tag)
     # records.list sends $count=true but drops @odata.count; a batched GET hands back the raw body.
@@ -394,7 +393,6 @@ def test_tables_list_and_get(client: DataverseClient):
 # $batch
 
 
-@pytest.mark.skip(reason="Keyway has no $batch yet (issue 3, item 2): un-skip when it lands")
 def test_batch_with_a_changeset(client: DataverseClient, tag: str):
     batch = client.batch.new()
     batch.records.create("account", {"name": f"{tag}-a outside", "accountnumber": tag})
@@ -429,7 +427,6 @@ def test_batch_with_a_changeset(client: DataverseClient, tag: str):
     assert again["description"] == "updated through $1", again.data
 
 
-@pytest.mark.skip(reason="Keyway has no $batch yet (issue 3, item 2): un-skip when it lands")
 def test_failed_changeset_is_rolled_back(client: DataverseClient, tag: str):
     batch = client.batch.new()
     with batch.changeset() as changeset:

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
-pub use record_writes::{AuditCheck, RecordStore, StoredAudit};
+pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
 pub use security_writes::SecurityStore;
 
 use sql::Db;

@@ -193,6 +193,99 @@ pub(crate) fn audit_for(
         .then(|| audit::entry(action, entity, id, old, new, ctx))
 }
 
+/// One write of a changeset.
+#[derive(Debug, Clone)]
+pub enum RecordOp<'a> {
+    Create {
+        entity: &'a EntityDef,
+        record: Record,
+    },
+    Update {
+        entity: &'a EntityDef,
+        id: Uuid,
+        set: Record,
+        expected_version: Option<i64>,
+        scope: RowScope,
+    },
+    Delete {
+        entity: &'a EntityDef,
+        id: Uuid,
+        expected_version: Option<i64>,
+        scope: RowScope,
+    },
+}
+
+async fn run_op(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    op: &RecordOp<'_>,
+    ctx: &AuditContext,
+) -> Result<Option<Record>, StoreError> {
+    match op {
+        RecordOp::Create { entity, record } => {
+            crate::records::insert(tx, env.number, entity, record).await?;
+            let id = id_of(record, &entity.primary_id)
+                .ok_or_else(|| StoreError::Database("a new row needs its id".into()))?;
+            if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
+                append_audit(tx, env, &e).await?;
+            }
+            Ok(None)
+        }
+        RecordOp::Update {
+            entity,
+            id,
+            set,
+            expected_version,
+            scope,
+        } => {
+            let old = admit(
+                read_row(tx, env, entity, *id).await?,
+                scope,
+                *expected_version,
+            )?;
+            let version = match old.fields.get("versionnumber") {
+                Some(FieldValue::Int(v)) => *v,
+                _ => 0,
+            };
+            let mut set = set.clone();
+            set.fields
+                .insert("versionnumber".into(), FieldValue::Int(version + 1));
+            update_row(tx, env, entity, *id, &set).await?;
+            let new = read_row(tx, env, entity, *id)
+                .await?
+                .ok_or(StoreError::RowMissing)?;
+            if let Some(e) = audit_for(
+                AuditAction::Update,
+                entity,
+                *id,
+                Some(&old),
+                Some(&new),
+                ctx,
+            ) {
+                append_audit(tx, env, &e).await?;
+            }
+            Ok(Some(new))
+        }
+        RecordOp::Delete {
+            entity,
+            id,
+            expected_version,
+            scope,
+        } => {
+            let old = admit(
+                read_row(tx, env, entity, *id).await?,
+                scope,
+                *expected_version,
+            )?;
+            delete_row(tx, env, entity, *id).await?;
+            if let Some(e) = audit_for(AuditAction::Delete, entity, *id, Some(&old), None, ctx) {
+                append_audit(tx, env, &e).await?;
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// One audit row as stored, with its place in the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAudit {
@@ -267,6 +360,13 @@ pub trait RecordStore: Send + Sync {
         scope: &RowScope,
         ctx: &AuditContext,
     ) -> Result<(), StoreError>;
+    /// Run writes in one transaction, all or none: on failure, the index of the write that failed.
+    async fn record_changeset(
+        &self,
+        env: &Environment,
+        ops: &[RecordOp<'_>],
+        ctx: &AuditContext,
+    ) -> Result<Vec<Option<Record>>, (usize, StoreError)>;
     /// Audit rows, newest first, for one row or the whole environment.
     async fn audit_entries(
         &self,
@@ -281,6 +381,27 @@ pub trait RecordStore: Send + Sync {
 
 #[async_trait::async_trait]
 impl RecordStore for crate::SqlStore {
+    async fn record_changeset(
+        &self,
+        env: &Environment,
+        ops: &[RecordOp<'_>],
+        ctx: &AuditContext,
+    ) -> Result<Vec<Option<Record>>, (usize, StoreError)> {
+        let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
+        lock_environment(&mut *tx, self.db.dialect(), env)
+            .await
+            .map_err(|e| (0, e))?;
+        let mut out = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            // Dropping the transaction without commit rolls every earlier write back.
+            out.push(run_op(&mut *tx, env, op, ctx).await.map_err(|e| (i, e))?);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| (ops.len().saturating_sub(1), e))?;
+        Ok(out)
+    }
+
     async fn record_create(
         &self,
         env: &Environment,

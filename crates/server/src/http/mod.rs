@@ -6,6 +6,7 @@ pub mod graph;
 pub mod identity;
 pub mod ops;
 pub mod webapi;
+pub mod webapi_batch;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

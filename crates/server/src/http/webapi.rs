@@ -93,20 +93,50 @@ pub async fn webapi_dispatch(
     body: axum::body::Bytes,
 ) -> WebResult {
     let c = caller(&state, &env, &headers, &ctx).await?;
+    // Impersonation must never be silently ignored: acting as the caller instead would be wrong.
+    if headers.contains_key("CallerObjectId") || headers.contains_key("MSCRMCallerID") {
+        return Err(DataverseWireError {
+            error: DataverseError::Unsupported(
+                "Impersonation (CallerObjectId, MSCRMCallerID) is not supported yet.".into(),
+            )
+            .into(),
+            ctx,
+        });
+    }
+    let base = base(&state, &headers, &env);
+    if path.trim_end_matches('/') == "$batch" {
+        if method != Method::POST {
+            return Err(DataverseWireError {
+                error: DataverseError::Syntax("$batch takes POST.".into()).into(),
+                ctx,
+            });
+        }
+        return super::webapi_batch::run(&state, &c, &base, &headers, &body, &ctx).await;
+    }
+    handle(
+        &state, &c, &base, method, &path, query, &headers, body, &ctx,
+    )
+    .await
+}
+
+/// One Web API request from a known caller (also each part of a `$batch`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn handle(
+    state: &AppState,
+    c: &WebApiCaller,
+    base: &str,
+    method: Method,
+    path: &str,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+    ctx: &RequestContext,
+) -> WebResult {
     let fail = |error: ServiceError| DataverseWireError {
         error,
         ctx: ctx.clone(),
     };
-    // Impersonation must never be silently ignored: acting as the caller instead would be wrong.
-    if headers.contains_key("CallerObjectId") || headers.contains_key("MSCRMCallerID") {
-        return Err(fail(
-            DataverseError::Unsupported(
-                "Impersonation (CallerObjectId, MSCRMCallerID) is not supported yet.".into(),
-            )
-            .into(),
-        ));
-    }
-    let base = base(&state, &headers, &env);
+    let (state, c, headers, base) = (state.clone(), c, headers.clone(), base.to_string());
     let path = path.trim_end_matches('/');
     if path == "WhoAmI" || path == "WhoAmI()" {
         if method != Method::GET {

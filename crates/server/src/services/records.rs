@@ -261,6 +261,51 @@ pub async fn create(
         .ok_or_else(|| ServiceError::Internal("no id for a created row".into()))
 }
 
+/// Set the id and the system columns of a new row owned by the caller.
+fn stamp_new(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    mut record: Record,
+) -> (Uuid, Record) {
+    let me = caller.principal.user_id;
+    let now = state.clock.now();
+    let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
+    let has_state = record.fields.contains_key("statecode");
+    let mut set = |col: &str, v: FieldValue| {
+        if entity.attribute(col).is_some() {
+            record.fields.insert(col.to_string(), v);
+        }
+    };
+    set(&entity.primary_id, FieldValue::Id(id));
+    set("ownerid", FieldValue::Id(me));
+    set(
+        "owningbusinessunit",
+        FieldValue::Id(caller.principal.business_unit),
+    );
+    set("createdby", FieldValue::Id(me));
+    set("modifiedby", FieldValue::Id(me));
+    set("createdon", FieldValue::Instant(now));
+    set("modifiedon", FieldValue::Instant(now));
+    set("versionnumber", FieldValue::Int(1));
+    if !has_state {
+        set("statecode", FieldValue::Int(0));
+        set("statuscode", FieldValue::Int(1));
+    }
+    (id, record)
+}
+
+async fn check_create(state: &AppState, caller: &WebApiCaller, entity: &EntityDef) -> Result<()> {
+    let scope = scope_for(state, caller, Access::Create, entity).await?;
+    if !scope.admits(
+        Some(caller.principal.user_id),
+        Some(caller.principal.business_unit),
+    ) {
+        return Err(denied(caller, Access::Create, entity));
+    }
+    Ok(())
+}
+
 /// Create rows owned by the caller, all or none (CreateMultiple); returns their ids in order.
 pub async fn create_many(
     state: &AppState,
@@ -268,40 +313,11 @@ pub async fn create_many(
     entity: &EntityDef,
     records: Vec<Record>,
 ) -> Result<Vec<Uuid>> {
-    let scope = scope_for(state, caller, Access::Create, entity).await?;
-    let me = caller.principal.user_id;
-    if !scope.admits(Some(me), Some(caller.principal.business_unit)) {
-        return Err(denied(caller, Access::Create, entity));
-    }
-    let now = state.clock.now();
-    let mut ids = Vec::with_capacity(records.len());
-    let mut rows = Vec::with_capacity(records.len());
-    for mut record in records {
-        let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
-        let has_state = record.fields.contains_key("statecode");
-        let mut set = |col: &str, v: FieldValue| {
-            if entity.attribute(col).is_some() {
-                record.fields.insert(col.to_string(), v);
-            }
-        };
-        set(&entity.primary_id, FieldValue::Id(id));
-        set("ownerid", FieldValue::Id(me));
-        set(
-            "owningbusinessunit",
-            FieldValue::Id(caller.principal.business_unit),
-        );
-        set("createdby", FieldValue::Id(me));
-        set("modifiedby", FieldValue::Id(me));
-        set("createdon", FieldValue::Instant(now));
-        set("modifiedon", FieldValue::Instant(now));
-        set("versionnumber", FieldValue::Int(1));
-        if !has_state {
-            set("statecode", FieldValue::Int(0));
-            set("statuscode", FieldValue::Int(1));
-        }
-        ids.push(id);
-        rows.push(record);
-    }
+    check_create(state, caller, entity).await?;
+    let (ids, rows): (Vec<Uuid>, Vec<Record>) = records
+        .into_iter()
+        .map(|r| stamp_new(state, caller, entity, r))
+        .unzip();
     let first = ids.first().copied().unwrap_or_default();
     state
         .store
@@ -309,6 +325,101 @@ pub async fn create_many(
         .await
         .map_err(|e| map_write(e, caller, Access::Create, entity, first))?;
     Ok(ids)
+}
+
+/// One prepared write of a changeset, with what it needs to explain a failure.
+pub struct Prepared<'a> {
+    pub op: keyway_store::RecordOp<'a>,
+    pub access: Access,
+    pub id: Uuid,
+}
+
+pub async fn prepare_create<'a>(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &'a EntityDef,
+    record: Record,
+) -> Result<Prepared<'a>> {
+    check_create(state, caller, entity).await?;
+    let (id, record) = stamp_new(state, caller, entity, record);
+    Ok(Prepared {
+        op: keyway_store::RecordOp::Create { entity, record },
+        access: Access::Create,
+        id,
+    })
+}
+
+pub async fn prepare_update<'a>(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &'a EntityDef,
+    id: Uuid,
+    mut set: Record,
+    expected_version: Option<i64>,
+) -> Result<Prepared<'a>> {
+    let scope = scope_for(state, caller, Access::Write, entity).await?;
+    if entity.attribute("modifiedby").is_some() {
+        set.fields.insert(
+            "modifiedby".into(),
+            FieldValue::Id(caller.principal.user_id),
+        );
+        set.fields
+            .insert("modifiedon".into(), FieldValue::Instant(state.clock.now()));
+    }
+    Ok(Prepared {
+        op: keyway_store::RecordOp::Update {
+            entity,
+            id,
+            set,
+            expected_version,
+            scope,
+        },
+        access: Access::Write,
+        id,
+    })
+}
+
+pub async fn prepare_delete<'a>(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &'a EntityDef,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<Prepared<'a>> {
+    let scope = scope_for(state, caller, Access::Delete, entity).await?;
+    Ok(Prepared {
+        op: keyway_store::RecordOp::Delete {
+            entity,
+            id,
+            expected_version,
+            scope,
+        },
+        access: Access::Delete,
+        id,
+    })
+}
+
+/// Run a changeset: every write or none; on failure, which one failed and why.
+pub async fn run_changeset(
+    state: &AppState,
+    caller: &WebApiCaller,
+    prepared: Vec<Prepared<'_>>,
+) -> std::result::Result<(), (usize, ServiceError)> {
+    let ops: Vec<keyway_store::RecordOp<'_>> = prepared.iter().map(|p| p.op.clone()).collect();
+    state
+        .store
+        .record_changeset(&caller.env, &ops, &audit_ctx(state, caller))
+        .await
+        .map(|_| ())
+        .map_err(|(i, e)| {
+            let p = &prepared[i.min(prepared.len().saturating_sub(1))];
+            let entity = match &p.op {
+                keyway_store::RecordOp::Create { entity, .. }
+                | keyway_store::RecordOp::Update { entity, .. }
+                | keyway_store::RecordOp::Delete { entity, .. } => *entity,
+            };
+            (i, map_write(e, caller, p.access, entity, p.id))
+        })
 }
 
 /// Set columns of an existing row the caller's Write privilege reaches.

@@ -353,3 +353,121 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
     );
     app.stop().await;
 }
+
+on_both_backends!(batches_run_requests_and_changesets);
+
+async fn batches_run_requests_and_changesets(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, dev) = app
+        .graph(
+            Method::POST,
+            "/v1.0/environments",
+            Some(json!({"name": "dev"})),
+        )
+        .await;
+    let url = dev["url"].as_str().unwrap().to_string();
+    let api = format!("{url}/api/data/v9.2");
+    let (_, t) = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("{url}/.default"),
+        )
+        .await;
+    let token = t["access_token"].as_str().unwrap().to_string();
+    let batch = |body: String, boundary: &'static str| {
+        let (http, token, api) = (app.http.clone(), token.clone(), api.clone());
+        async move {
+            let r = http
+                .post(format!("{api}/$batch"))
+                .bearer_auth(token)
+                .header(
+                    "Content-Type",
+                    format!("multipart/mixed; boundary={boundary}"),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+            (status, ct, r.text().await.unwrap())
+        }
+    };
+    // LF line endings, an unquoted boundary, root-relative and $n URLs.
+    let root = url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_string();
+    let body = format!(
+        "--b1\nContent-Type: multipart/mixed; boundary=c1\n\n--c1\nContent-Type: application/http\nContent-Transfer-Encoding: binary\nContent-ID: 1\n\nPOST /{root}/api/data/v9.2/accounts HTTP/1.1\nContent-Type: application/json\n\n{{\"name\": \"batched\"}}\n--c1\nContent-Type: application/http\nContent-Transfer-Encoding: binary\nContent-ID: 2\n\nPATCH $1 HTTP/1.1\nContent-Type: application/json\nIf-Match: *\n\n{{\"description\": \"via $1\"}}\n--c1--\n\n--b1\nContent-Type: application/http\n\nGET {api}/accounts?$select=name,description&$filter=name eq 'batched' HTTP/1.1\n\n--b1--\n"
+    );
+    let (s, ct, text) = batch(body, "b1").await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert!(
+        ct.starts_with("multipart/mixed; boundary=batchresponse_"),
+        "{ct}"
+    );
+    assert!(
+        text.contains("Content-ID: 1") && text.contains("Content-ID: 2"),
+        "{text}"
+    );
+    assert!(text.contains("HTTP/1.1 204"), "{text}");
+    assert!(
+        text.contains("\"description\":\"via $1\""),
+        "the GET after the changeset sees its writes: {text}"
+    );
+    assert!(text.trim_end().ends_with("--"), "closed: {text}");
+
+    // A failing changeset writes nothing; a GET inside a changeset is refused.
+    let body = format!(
+        "--b2\r\nContent-Type: multipart/mixed; boundary=\"c2\"\r\n\r\n--c2\r\nContent-Type: application/http\r\nContent-ID: 1\r\n\r\nPOST {api}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"name\": \"rolled back\"}}\r\n--c2\r\nContent-Type: application/http\r\nContent-ID: 2\r\n\r\nPATCH {api}/accounts(00000000-0000-0000-0000-000000000009) HTTP/1.1\r\nIf-Match: *\r\nContent-Type: application/json\r\n\r\n{{\"name\": \"missing\"}}\r\n--c2--\r\n\r\n--b2--\r\n"
+    );
+    let (s, _, text) = batch(body, "\"b2\"").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        text.contains("HTTP/1.1 404") && text.contains("0x80040217"),
+        "{text}"
+    );
+    let r: Value = app
+        .http
+        .get(format!("{api}/accounts?$filter=name eq 'rolled back'"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["value"],
+        json!([]),
+        "the first write of the failed changeset was rolled back"
+    );
+    let body = format!(
+        "--b3\r\nContent-Type: multipart/mixed; boundary=c3\r\n\r\n--c3\r\nContent-Type: application/http\r\n\r\nGET {api}/accounts HTTP/1.1\r\n\r\n--c3--\r\n--b3--\r\n"
+    );
+    let (_, _, text) = batch(body, "b3").await;
+    assert!(text.contains("HTTP/1.1 400"), "{text}");
+    // Not multipart, or never closed: a clear 400.
+    let r = app
+        .http
+        .post(format!("{api}/$batch"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (s, _, _) = batch(
+        "--b4\r\nContent-Type: application/http\r\n\r\nGET x HTTP/1.1\r\n".into(),
+        "b4",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
