@@ -144,7 +144,7 @@ pub(crate) async fn handle(
                 DataverseError::Syntax("WhoAmI is a function: call it with GET.".into()).into(),
             ));
         }
-        let w = svc::who_am_i(&c);
+        let w = svc::who_am_i(c);
         return Ok(odata(
             Json(json!({
                 "@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"),
@@ -165,12 +165,12 @@ pub(crate) async fn handle(
                 .into(),
             ));
         }
-        return entity_definitions(&c, path, query.as_deref(), &base).map_err(fail);
+        return entity_definitions(c, path, query.as_deref(), &base).map_err(fail);
     }
     if let Some((set, action)) = path.split_once('/')
         && action == "Microsoft.Dynamics.CRM.CreateMultiple"
     {
-        let entity = svc::entity_by_set(&c, set).map_err(fail)?;
+        let entity = svc::entity_by_set(c, set).map_err(fail)?;
         if method != Method::POST {
             return Err(fail(
                 DataverseError::Syntax("CreateMultiple is an action: call it with POST.".into())
@@ -197,7 +197,7 @@ pub(crate) async fn handle(
             .map(|t| records::fields_from_json(entity, &c.tables, t, true))
             .collect::<Result<Vec<_>, _>>()
             .map_err(fail)?;
-        let ids = records::create_many(&state, &c, entity, rows)
+        let ids = records::create_many(&state, c, entity, rows)
             .await
             .map_err(fail)?;
         return Ok(odata(Json(json!({"@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse"), "Ids": ids})).into_response()));
@@ -206,7 +206,7 @@ pub(crate) async fn handle(
     if let Some((set, rest)) = path.split_once('(')
         && let Some(key) = rest.strip_suffix(')')
     {
-        let entity = svc::entity_by_set(&c, set).map_err(fail)?;
+        let entity = svc::entity_by_set(c, set).map_err(fail)?;
         let id = Uuid::parse_str(key.trim_matches('\'')).map_err(|_| {
             fail(
                 DataverseError::Syntax(format!(
@@ -216,7 +216,7 @@ pub(crate) async fn handle(
             )
         })?;
         if method == Method::PATCH || method == Method::DELETE {
-            return write_one(&state, &c, entity, id, &method, &headers, &body, &base, set)
+            return write_one(&state, c, entity, id, &method, &headers, &body, &base, set)
                 .await
                 .map_err(fail);
         }
@@ -229,7 +229,7 @@ pub(crate) async fn handle(
             ));
         }
         let select = select_list(query.as_deref(), entity).map_err(fail)?;
-        let record = svc::retrieve(&state, &c, entity, id).await.map_err(fail)?;
+        let record = svc::retrieve(&state, c, entity, id).await.map_err(fail)?;
         let mut body = render(entity, &record, select.as_deref());
         body.insert(
             "@odata.context".into(),
@@ -249,10 +249,10 @@ pub(crate) async fn handle(
                 true,
             )
             .map_err(fail)?;
-            let id = records::create(&state, &c, entity, record)
+            let id = records::create(&state, c, entity, record)
                 .await
                 .map_err(fail)?;
-            return created(&state, &c, entity, id, &headers, &base, segment)
+            return created(&state, c, entity, id, &headers, &base, segment)
                 .await
                 .map_err(fail);
         }
@@ -268,7 +268,7 @@ pub(crate) async fn handle(
         let page_size = max_page_size(&headers);
         let page = svc::list(
             &state,
-            &c,
+            c,
             entity,
             &options,
             page_size.unwrap_or(DEFAULT_PAGE_SIZE),
