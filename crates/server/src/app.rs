@@ -145,8 +145,11 @@ impl App {
 
     pub async fn serve(self) -> anyhow::Result<()> {
         workers::spawn(self.state.clone());
-        let app = crate::http::router(self.state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        // Host routing rewrites the path, so it wraps the router rather than running inside it.
+        let rewrite = crate::http::route_by_host(self.state.config.environment_domain.clone());
+        let app = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<SocketAddr>(
+            tower::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::map_request(crate::http::router(self.state.clone()), rewrite),
+        );
         match self.tls {
             Some(tls) => {
                 let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);

@@ -136,6 +136,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// With an environment domain, `https://<name>.<domain>/api/…` reaches environment `<name>`:
+/// the request is rewritten to `/env/<name>/api/…` before routing.
+pub fn route_by_host<B>(
+    domain: Option<String>,
+) -> impl Fn(axum::http::Request<B>) -> axum::http::Request<B> + Clone {
+    move |mut req: axum::http::Request<B>| {
+        let Some(domain) = &domain else {
+            return req;
+        };
+        let host = req
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(crate::state::host_of_authority)
+            .unwrap_or_default();
+        let Some(name) = host.strip_suffix(&format!(".{domain}")) else {
+            return req;
+        };
+        let Ok(name) = keyway_core::environment::validate_name(name) else {
+            return req;
+        };
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if path_and_query.starts_with("/env/") {
+            return req;
+        }
+        if let Ok(uri) = format!("/env/{name}{path_and_query}").parse() {
+            *req.uri_mut() = uri;
+        }
+        req
+    }
+}
+
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,

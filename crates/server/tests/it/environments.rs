@@ -153,3 +153,68 @@ async fn environments_are_created_listed_and_named_by_tokens(backend: Backend) {
     );
     app.stop().await;
 }
+
+on_both_backends!(environments_are_reached_by_host_name);
+
+async fn environments_are_reached_by_host_name(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            rate_limit: 0,
+            environment_domain: Some("crm.test".into()),
+        },
+    )
+    .await;
+    let (_, dev) = app
+        .graph(
+            Method::POST,
+            "/v1.0/environments",
+            Some(json!({"name": "dev"})),
+        )
+        .await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    assert_eq!(
+        dev["url"].as_str().unwrap(),
+        format!("https://dev.crm.test:{port}")
+    );
+    let (s, t) = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("https://dev.crm.test:{port}/.default"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let token = t["access_token"].as_str().unwrap();
+    // The request goes to 127.0.0.1 with the environment's host name in the Host header.
+    let r = app
+        .http
+        .get(format!("{}/api/data/v9.2/WhoAmI", app.base))
+        .header("Host", format!("dev.crm.test:{port}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let who: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(who["OrganizationId"], dev["id"]);
+    // Another host name is no environment; the path form still works.
+    let r = app
+        .http
+        .get(format!("{}/api/data/v9.2/WhoAmI", app.base))
+        .header("Host", format!("test.crm.test:{port}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .http
+        .get(format!("{}/env/dev/api/data/v9.2/WhoAmI", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.stop().await;
+}

@@ -49,6 +49,8 @@ pub struct TestApp {
 pub struct Options {
     /// Token requests per second per address; 0 (the default here) turns the limit off.
     pub rate_limit: u32,
+    /// `--environment-domain`.
+    pub environment_domain: Option<String>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -75,6 +77,7 @@ async fn start(
     config.database_url = db_url.clone();
     config.rate_limit_per_second = opts.rate_limit;
     config.rate_limit_burst = opts.rate_limit;
+    config.environment_domain = opts.environment_domain.clone();
     let app = App::build(config, Arc::new(clock.clone()), None)
         .await
         .unwrap();

@@ -419,7 +419,14 @@ async fn errors_are_shaped_like_entra(backend: Backend) {
     app.stop().await;
 
     // Rate limiting: 429 with Retry-After, in Entra's shape.
-    let limited = spawn_with(backend, Options { rate_limit: 2 }).await;
+    let limited = spawn_with(
+        backend,
+        Options {
+            rate_limit: 2,
+            ..Default::default()
+        },
+    )
+    .await;
     let mut saw = None;
     for _ in 0..10 {
         let resp = limited
