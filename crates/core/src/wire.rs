@@ -413,3 +413,14 @@ pub struct RoleAssignInput {
     pub system_user_id: Option<Uuid>,
     pub application_id: Option<Uuid>,
 }
+
+/// The result of walking an environment's audit chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerification {
+    pub environment: String,
+    pub rows: i64,
+    pub intact: bool,
+    /// The first row (by sequence) whose hash or place does not hold.
+    pub first_broken_row: Option<i64>,
+}

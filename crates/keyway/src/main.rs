@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::app::AppCommand,
     },
+    /// Audit trails.
+    Audit {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::audit::AuditCommand,
+    },
     /// Environments (Dataverse-style record stores).
     Env {
         #[command(flatten)]
@@ -109,6 +116,7 @@ fn main() -> std::process::ExitCode {
             Command::Tenant { global, command } => commands::tenant::run(&global, command).await,
             Command::App { global, command } => commands::app::run(&global, command).await,
             Command::Env { global, command } => commands::env::run(&global, command).await,
+            Command::Audit { global, command } => commands::audit::run(&global, command).await,
             Command::Sp { global, command } => commands::sp::run(&global, command).await,
             Command::User { global, command } => commands::user::run(&global, command).await,
             Command::Token { global, command } => commands::token::run(&global, command).await,

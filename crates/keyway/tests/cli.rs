@@ -243,6 +243,64 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
         ],
     );
     assert!(ok(&profile, &["env", "role", "list", "dev"]).contains("Invoice reader"));
+    // Changes to rows leave an audit chain that `keyway audit verify` checks; an edited row fails it.
+    let env_url = env["url"].as_str().unwrap().to_string();
+    let admin =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&profile).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ca = std::fs::read(admin["caPath"].as_str().unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .build()
+            .unwrap();
+        let t: serde_json::Value = http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                admin["baseUrl"].as_str().unwrap(),
+                admin["tenantId"].as_str().unwrap()
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", admin["clientId"].as_str().unwrap()),
+                ("client_secret", admin["clientSecret"].as_str().unwrap()),
+                ("scope", &format!("{env_url}/.default")),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = http
+            .post(format!("{env_url}/api/data/v9.2/accounts"))
+            .bearer_auth(t["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"name": "audited"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+    });
+    let verified = json(&profile, &["audit", "verify", "dev"]);
+    assert_eq!(
+        (
+            verified["intact"].as_bool(),
+            verified["rows"].as_i64().map(|n| n > 0)
+        ),
+        (Some(true), Some(true)),
+        "{verified}"
+    );
+    let db = format!("sqlite://{}", dir.path().join("keyway.db").display());
+    rt.block_on(keyway_store::testing::execute_raw(
+        &db,
+        "UPDATE dv_audit SET changedata = replace(changedata, 'audited', 'forged')",
+    ))
+    .unwrap();
+    let (intact, out, err) = keyway(&profile, &["audit", "verify", "dev"]);
+    assert!(!intact && err.contains("tampered"), "{out} {err}");
     let rotated = json(&profile, &["tenant", "rotate-keys"]);
     assert_eq!(rotated["status"], "active");
 

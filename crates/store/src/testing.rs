@@ -47,3 +47,14 @@ pub async fn drop_postgres(url: &str) -> Result<(), StoreError> {
     .map_err(crate::sql::map_err)?;
     Ok(())
 }
+
+/// Run one statement directly against a database, bypassing every rule of the store: for tests
+/// that must tamper with rows (e.g. to prove the audit chain notices).
+pub async fn execute_raw(url: &str, sql: &str) -> Result<u64, StoreError> {
+    let db: Box<dyn crate::sql::Db> = if url.starts_with("sqlite:") {
+        Box::new(crate::sql::sqlite::SqliteDb::open(url).await?)
+    } else {
+        Box::new(crate::sql::postgres::PgDb::open(url).await?)
+    };
+    db.execute(sql, vec![]).await
+}

@@ -1,6 +1,7 @@
 //! The administration commands, one module per object kind.
 
 pub mod app;
+pub mod audit;
 pub mod env;
 pub mod sp;
 pub mod tenant;

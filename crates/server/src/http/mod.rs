@@ -84,6 +84,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(users::users_delete),
         )
         .route(
+            "/v1.0/environments/{id}/audit/verify",
+            get(graph::env_security::audit_verify_get),
+        )
+        .route(
             "/v1.0/environments/{id}/addAppUser",
             post(graph::env_security::app_users_create),
         )

@@ -319,3 +319,28 @@ pub async fn assign_role(
             other => other.into(),
         })
 }
+
+/// Walk the environment's audit chain (needs prvReadAuditSummary there).
+pub async fn verify_audit(
+    state: &AppState,
+    caller: &Caller,
+    env_id: Uuid,
+) -> Result<keyway_core::wire::AuditVerification> {
+    use keyway_store::RecordStore;
+    let c = as_system_user(state, caller, env_id).await?;
+    if c.principal.depth(security::READ_AUDIT_SUMMARY) == security::Depth::None {
+        let d = authz::Denied {
+            user_id: c.principal.user_id,
+            privilege: security::READ_AUDIT_SUMMARY.into(),
+            role_count: c.role_count,
+        };
+        return Err(ServiceError::Forbidden(d.message()));
+    }
+    let check = state.store.audit_verify(&c.env).await?;
+    Ok(keyway_core::wire::AuditVerification {
+        environment: c.env.name.clone(),
+        rows: check.rows,
+        intact: check.first_broken.is_none(),
+        first_broken_row: check.first_broken,
+    })
+}

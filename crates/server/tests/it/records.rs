@@ -471,3 +471,108 @@ async fn batches_run_requests_and_changesets(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
+
+on_both_backends!(edited_removed_or_reordered_audit_rows_are_detected);
+
+async fn edited_removed_or_reordered_audit_rows_are_detected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let db = app
+        .db_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", app.dir.path().join("keyway.db").display()));
+    let mut envs = Vec::new();
+    for name in ["edited", "removed", "reordered", "untouched"] {
+        let (_, env) = app
+            .graph(
+                Method::POST,
+                "/v1.0/environments",
+                Some(json!({"name": name})),
+            )
+            .await;
+        let url = env["url"].as_str().unwrap().to_string();
+        let (_, t) = app
+            .secret_token(
+                &app.profile.client_id.to_string(),
+                &app.profile.client_secret,
+                &format!("{url}/.default"),
+            )
+            .await;
+        for i in 0..3 {
+            let r = app
+                .http
+                .post(format!("{url}/api/data/v9.2/accounts"))
+                .bearer_auth(t["access_token"].as_str().unwrap())
+                .json(&json!({"name": format!("row {i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+        let (s, v) = app
+            .graph(
+                Method::GET,
+                &format!(
+                    "/v1.0/environments/{}/audit/verify",
+                    env["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            (v["intact"].as_bool(), v["rows"].as_i64()),
+            (Some(true), Some(3)),
+            "{v}"
+        );
+        envs.push(env["id"].as_str().unwrap().to_string());
+    }
+    let raw = |sql: String| {
+        let db = db.clone();
+        async move { keyway_store::testing::execute_raw(&db, &sql).await.unwrap() }
+    };
+    assert_eq!(raw(format!("UPDATE dv_audit SET changedata = replace(changedata, 'row 1', 'row X') WHERE environment_id = '{}'", envs[0])).await, 3);
+    assert_eq!(
+        raw(format!(
+            "DELETE FROM dv_audit WHERE environment_id = '{}' AND seq = 3",
+            envs[1]
+        ))
+        .await,
+        1
+    );
+    raw(format!(
+        "UPDATE dv_audit SET seq = -seq WHERE environment_id = '{}' AND seq IN (1, 2)",
+        envs[2]
+    ))
+    .await;
+    raw(format!(
+        "UPDATE dv_audit SET seq = 3 - seq WHERE environment_id = '{}' AND seq IN (-1, -2)",
+        envs[2]
+    ))
+    .await;
+    let app_ref = &app;
+    let verdict = |id: String| async move {
+        let (s, v) = app_ref
+            .graph(
+                Method::GET,
+                &format!("/v1.0/environments/{id}/audit/verify"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        (v["intact"].as_bool().unwrap(), v["firstBrokenRow"].as_i64())
+    };
+    let (intact, first) = verdict(envs[0].clone()).await;
+    assert!(!intact && first.is_some(), "an edited row is found");
+    assert_eq!(
+        verdict(envs[1].clone()).await,
+        (false, Some(3)),
+        "a removed newest row is found"
+    );
+    assert_eq!(
+        verdict(envs[2].clone()).await,
+        (false, Some(1)),
+        "swapped rows are found"
+    );
+    assert_eq!(verdict(envs[3].clone()).await, (true, None));
+    app.stop().await;
+}

@@ -81,3 +81,18 @@ pub async fn roles_assign(
         .or_graph(&ctx)?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(get, path = "/v1.0/environments/{id}/audit/verify", tag = "environments",
+    params(("id" = String, Path, description = "Environment id")),
+    responses((status = 200, description = "Whether the audit chain is intact, and where it breaks")), security(("bearer" = [])))]
+pub async fn audit_verify_get(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let v = svc::verify_audit(&state, &caller, id)
+        .await
+        .or_graph(&ctx)?;
+    Ok(Json(v).into_response())
+}
