@@ -59,7 +59,28 @@ async fn caller(
                 .into(),
             )
         })?;
-    svc::authenticate(state, env, token).await.map_err(fail)
+    let header_id = |name: &str| -> Result<Option<Uuid>, DataverseWireError> {
+        match headers.get(name).and_then(|v| v.to_str().ok()) {
+            None => Ok(None),
+            Some(v) => Uuid::parse_str(v.trim()).map(Some).map_err(|_| {
+                fail(DataverseError::Syntax(format!("The {name} header must be a GUID.")).into())
+            }),
+        }
+    };
+    let impersonate = match (header_id("CallerObjectId")?, header_id("MSCRMCallerID")?) {
+        (Some(oid), None) => Some(svc::Impersonation::ObjectId(oid)),
+        (None, Some(id)) => Some(svc::Impersonation::SystemUserId(id)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                DataverseError::Syntax("Send CallerObjectId or MSCRMCallerID, not both.".into())
+                    .into(),
+            ));
+        }
+    };
+    svc::authenticate(state, env, token, impersonate)
+        .await
+        .map_err(fail)
 }
 
 fn base(state: &AppState, headers: &HeaderMap, env: &str) -> String {
@@ -93,16 +114,6 @@ pub async fn webapi_dispatch(
     body: axum::body::Bytes,
 ) -> WebResult {
     let c = caller(&state, &env, &headers, &ctx).await?;
-    // Impersonation must never be silently ignored: acting as the caller instead would be wrong.
-    if headers.contains_key("CallerObjectId") || headers.contains_key("MSCRMCallerID") {
-        return Err(DataverseWireError {
-            error: DataverseError::Unsupported(
-                "Impersonation (CallerObjectId, MSCRMCallerID) is not supported yet.".into(),
-            )
-            .into(),
-            ctx,
-        });
-    }
     let base = base(&state, &headers, &env);
     if path.trim_end_matches('/') == "$batch" {
         if method != Method::POST {

@@ -49,6 +49,7 @@ async fn as_system_user(state: &AppState, caller: &Caller, env_id: Uuid) -> Resu
     }
     let tables = std::sync::Arc::new(state.store.environment_tables(env.id).await?);
     Ok(WebApiCaller {
+        on_behalf_of: None,
         env,
         tables,
         role_count: user.role_count,

@@ -242,7 +242,7 @@ fn map_write(
 fn audit_ctx(state: &AppState, caller: &WebApiCaller) -> AuditContext {
     AuditContext {
         user_id: caller.principal.user_id,
-        calling_user_id: None,
+        calling_user_id: caller.on_behalf_of,
         transaction_id: Uuid::new_v4(),
         at: state.clock.now(),
     }
@@ -259,6 +259,22 @@ pub async fn create(
     ids.into_iter()
         .next()
         .ok_or_else(|| ServiceError::Internal("no id for a created row".into()))
+}
+
+/// Who changed a row and when (and for whom, when impersonating).
+fn stamp_modified(state: &AppState, caller: &WebApiCaller, entity: &EntityDef, set: &mut Record) {
+    if entity.attribute("modifiedby").is_some() {
+        set.fields.insert(
+            "modifiedby".into(),
+            FieldValue::Id(caller.principal.user_id),
+        );
+        set.fields
+            .insert("modifiedon".into(), FieldValue::Instant(state.clock.now()));
+        set.fields.insert(
+            "modifiedonbehalfby".into(),
+            caller.on_behalf_of.map_or(FieldValue::Null, FieldValue::Id),
+        );
+    }
 }
 
 /// Set the id and the system columns of a new row owned by the caller.
@@ -285,6 +301,10 @@ fn stamp_new(
     );
     set("createdby", FieldValue::Id(me));
     set("modifiedby", FieldValue::Id(me));
+    if let Some(real) = caller.on_behalf_of {
+        set("createdonbehalfby", FieldValue::Id(real));
+        set("modifiedonbehalfby", FieldValue::Id(real));
+    }
     set("createdon", FieldValue::Instant(now));
     set("modifiedon", FieldValue::Instant(now));
     set("versionnumber", FieldValue::Int(1));
@@ -358,14 +378,7 @@ pub async fn prepare_update<'a>(
     expected_version: Option<i64>,
 ) -> Result<Prepared<'a>> {
     let scope = scope_for(state, caller, Access::Write, entity).await?;
-    if entity.attribute("modifiedby").is_some() {
-        set.fields.insert(
-            "modifiedby".into(),
-            FieldValue::Id(caller.principal.user_id),
-        );
-        set.fields
-            .insert("modifiedon".into(), FieldValue::Instant(state.clock.now()));
-    }
+    stamp_modified(state, caller, entity, &mut set);
     Ok(Prepared {
         op: keyway_store::RecordOp::Update {
             entity,
@@ -432,14 +445,7 @@ pub async fn update(
     expected_version: Option<i64>,
 ) -> Result<Record> {
     let scope = scope_for(state, caller, Access::Write, entity).await?;
-    if entity.attribute("modifiedby").is_some() {
-        set.fields.insert(
-            "modifiedby".into(),
-            FieldValue::Id(caller.principal.user_id),
-        );
-        set.fields
-            .insert("modifiedon".into(), FieldValue::Instant(state.clock.now()));
-    }
+    stamp_modified(state, caller, entity, &mut set);
     state
         .store
         .record_update(

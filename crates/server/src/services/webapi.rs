@@ -19,8 +19,19 @@ use crate::state::AppState;
 pub struct WebApiCaller {
     pub env: Environment,
     pub tables: Arc<Vec<EntityDef>>,
+    /// Whom the request acts as (the impersonated user when impersonating).
     pub principal: Principal,
     pub role_count: usize,
+    /// The real caller's system user id when impersonating.
+    pub on_behalf_of: Option<Uuid>,
+}
+
+/// Who a request asks to act as: `CallerObjectId` (a directory object id) or `MSCRMCallerID`
+/// (a system user id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impersonation {
+    ObjectId(Uuid),
+    SystemUserId(Uuid),
 }
 
 fn unauthenticated(why: impl Into<String>) -> ServiceError {
@@ -28,7 +39,12 @@ fn unauthenticated(why: impl Into<String>) -> ServiceError {
 }
 
 /// Verify the bearer token for environment `env_name` and find the system user it names.
-pub async fn authenticate(state: &AppState, env_name: &str, token: &str) -> Result<WebApiCaller> {
+pub async fn authenticate(
+    state: &AppState,
+    env_name: &str,
+    token: &str,
+    impersonate: Option<Impersonation>,
+) -> Result<WebApiCaller> {
     let env = state
         .store
         .environment_by_name(env_name)
@@ -76,15 +92,66 @@ pub async fn authenticate(state: &AppState, env_name: &str, token: &str) -> Resu
         return Err(DataverseError::UserDisabled(user.id.to_string()).into());
     }
     let tables = Arc::new(state.store.environment_tables(env.id).await?);
+    let caller = Principal {
+        user_id: user.id,
+        business_unit: user.business_unit,
+        privileges: user.privileges,
+    };
+    let Some(target) = impersonate else {
+        return Ok(WebApiCaller {
+            env,
+            tables,
+            role_count: user.role_count,
+            principal: caller,
+            on_behalf_of: None,
+        });
+    };
+    // Acting for someone else needs prvActOnBehalfOfAnotherUser; the rights are then the
+    // intersection of both: the impersonated user's privileges, no deeper than the caller's.
+    if caller.depth(keyway_core::dataverse::security::ACT_ON_BEHALF)
+        == keyway_core::dataverse::security::Depth::None
+    {
+        let d = authz::Denied {
+            user_id: caller.user_id,
+            privilege: keyway_core::dataverse::security::ACT_ON_BEHALF.into(),
+            role_count: user.role_count,
+        };
+        return Err(DataverseError::MissingPrivilege(d.message()).into());
+    }
+    let key = match target {
+        Impersonation::ObjectId(id) => SystemUserKey::ObjectId(id),
+        Impersonation::SystemUserId(id) => SystemUserKey::Id(id),
+    };
+    let other = state
+        .store
+        .dataverse_user(&env, key)
+        .await?
+        .ok_or_else(|| {
+            DataverseError::NotAMember(
+                "The user to impersonate is not a user of this environment.".into(),
+            )
+        })?;
+    if other.disabled {
+        return Err(DataverseError::UserDisabled(other.id.to_string()).into());
+    }
+    let privileges = other
+        .privileges
+        .iter()
+        .map(|p| keyway_core::dataverse::security::Privilege {
+            name: p.name.clone(),
+            depth: p.depth.min(caller.depth(&p.name)),
+        })
+        .collect();
     Ok(WebApiCaller {
         env,
         tables,
-        role_count: user.role_count,
+        role_count: other.role_count,
         principal: Principal {
-            user_id: user.id,
-            business_unit: user.business_unit,
-            privileges: user.privileges,
+            user_id: other.id,
+            business_unit: other.business_unit,
+            privileges,
         },
+        on_behalf_of: Some(caller.user_id),
     })
 }
 

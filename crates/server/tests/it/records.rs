@@ -233,8 +233,8 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
     .await;
     assert_eq!(
         s,
-        StatusCode::BAD_REQUEST,
-        "impersonation is refused, never ignored"
+        StatusCode::FORBIDDEN,
+        "impersonating someone who is not a user of the environment is refused"
     );
 
     // CreateMultiple: ids in input order, all or none.

@@ -181,7 +181,7 @@ async fn application_users_get(backend: Backend) {
     };
     let (worker_id, worker_secret, worker_user) =
         app_user("worker", a.clone(), vec!["Unit reader"]).await;
-    let (a1_id, a1_secret, _) = app_user("a1 writer", a1.clone(), vec!["Own accounts"]).await;
+    let (a1_id, a1_secret, a1_user) = app_user("a1 writer", a1.clone(), vec!["Own accounts"]).await;
     let (b_id, b_secret, _) = app_user("b writer", b.clone(), vec!["Own accounts"]).await;
     let (s, _) = app
         .graph(
@@ -275,6 +275,79 @@ async fn application_users_get(backend: Backend) {
         vec!["in A (renamed)", "in A1", "in B", "in root"]
     );
 
+    // Impersonation: only with prvActOnBehalfOfAnotherUser, and then with the intersection of rights.
+    let as_a1 = |method: Method, path: String, body: Option<Value>| {
+        let (http, api, worker, a1_user) = (
+            api.http.clone(),
+            api.api.clone(),
+            worker.clone(),
+            a1_user.clone(),
+        );
+        async move {
+            let mut req = http
+                .request(method, format!("{api}/{path}"))
+                .bearer_auth(worker)
+                .header("MSCRMCallerID", a1_user);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let loc = r
+                .headers()
+                .get("OData-EntityId")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, r.json::<Value>().await.unwrap_or(Value::Null), loc)
+        }
+    };
+    let (s, e, _) = as_a1(Method::GET, "accounts".into(), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    missing(&e, "prvActOnBehalfOfAnotherUser");
+    let (s, _) = app
+        .graph(
+            Method::POST,
+            &format!(
+                "/v1.0/environments/{env_id}/roles/{}/assign",
+                delegate_role(&app, &env_id).await
+            ),
+            Some(json!({"applicationId": worker_id})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v, _) = as_a1(Method::GET, "accounts?$select=name".into(), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let seen: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        vec!["in A1"],
+        "a1 writer's own rows only: the intersection, not the worker's Deep read"
+    );
+    let (s, e, loc) = as_a1(
+        Method::POST,
+        "accounts".into(),
+        Some(json!({"name": "on behalf"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let behalf = loc
+        .unwrap()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let (_, row, _) = api
+        .call(&admin, Method::GET, &format!("accounts({behalf})"), None)
+        .await;
+    assert_eq!(row["_createdby_value"], a1_user.as_str());
+    assert_eq!(row["_ownerid_value"], a1_user.as_str());
+    assert_eq!(row["_createdonbehalfby_value"], worker_user.as_str());
+
     // The audit trail shows the application user, not a person, made its changes.
     use keyway_store::{EnvironmentStore, RecordStore};
     let store = app.state_store();
@@ -291,4 +364,23 @@ async fn application_users_get(backend: Backend) {
         "{trail:?}"
     );
     app.stop().await;
+}
+
+async fn delegate_role(app: &TestApp, env_id: &str) -> String {
+    let (_, roles) = app
+        .graph(
+            Method::GET,
+            &format!("/v1.0/environments/{env_id}/roles"),
+            None,
+        )
+        .await;
+    roles["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Delegate")
+        .unwrap()["roleid"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
