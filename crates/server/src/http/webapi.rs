@@ -167,6 +167,28 @@ pub(crate) async fn handle(
     if path == "RetrieveAvailableLanguages" || path == "RetrieveAvailableLanguages()" {
         return Ok(odata(Json(json!({"@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.RetrieveAvailableLanguagesResponse"), "LocaleIds": [1033]})).into_response()));
     }
+    if path == "audits" || path.starts_with("RetrieveRecordChangeHistory(") {
+        if method != Method::GET {
+            return Err(fail(
+                DataverseError::Syntax("The audit history is read-only.".into()).into(),
+            ));
+        }
+        let options = keyway_core::odata::QueryOptions::parse(query.as_deref().unwrap_or_default())
+            .map_err(|e| fail(DataverseError::Syntax(e.message).into()))?;
+        if path == "audits" {
+            let rows = crate::services::audit_read::list(&state, c, &options)
+                .await
+                .map_err(fail)?;
+            return Ok(odata(
+                Json(json!({"@odata.context": format!("{base}/$metadata#audits"), "value": rows}))
+                    .into_response(),
+            ));
+        }
+        let v = crate::services::audit_read::record_change_history(&state, c, &options)
+            .await
+            .map_err(fail)?;
+        return Ok(odata(Json(v).into_response()));
+    }
     if path == "EntityDefinitions" || path.starts_with("EntityDefinitions(") {
         if method != Method::GET {
             return Err(fail(

@@ -2,6 +2,7 @@
 //! domain result or a `ServiceError`.
 
 pub mod applications;
+pub mod audit_read;
 pub mod caller;
 pub mod directory_cache;
 pub mod env_security;

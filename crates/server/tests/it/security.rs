@@ -349,6 +349,47 @@ async fn application_users_get(backend: Backend) {
     assert_eq!(row["_createdonbehalfby_value"], worker_user.as_str());
 
     // The audit trail shows the application user, not a person, made its changes.
+    let (s, e, _) = api.call(&worker, Method::GET, "audits", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    missing(&e, "prvReadAuditSummary");
+    let (s, audits, _) = api
+        .call(
+            &admin,
+            Method::GET,
+            &format!("audits?$filter=_objectid_value eq {mine}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audits}");
+    let rows = audits["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["_userid_value"] == worker_user.as_str() && r["objecttypecode"] == "account"));
+    assert_eq!(
+        (rows[0]["action"].as_i64(), rows[1]["action"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let history = format!(
+        "RetrieveRecordChangeHistory(Target=@target)?@target={{'@odata.id':'accounts({mine})'}}"
+    );
+    let (s, h, _) = api.call(&admin, Method::GET, &history, None).await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    let details = h["AuditDetailCollection"]["AuditDetails"]
+        .as_array()
+        .unwrap();
+    assert_eq!(details[0]["OldValue"]["name"], "in A");
+    assert_eq!(details[0]["NewValue"]["name"], "in A (renamed)");
+    let (s, e, _) = api.call(&worker, Method::GET, &history, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    missing(&e, "prvReadRecordAuditHistory");
+    let (s, _, _) = api
+        .call(&admin, Method::GET, "audits?$filter=action eq 1", None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "an audit filter not supported is a clear 400"
+    );
+
     use keyway_store::{EnvironmentStore, RecordStore};
     let store = app.state_store();
     let e = store.environment_by_name("dev").await.unwrap().unwrap();
