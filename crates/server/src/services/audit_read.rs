@@ -55,11 +55,12 @@ pub async fn list(
     options: &QueryOptions,
 ) -> Result<Vec<Value>> {
     require(c, security::READ_AUDIT_SUMMARY)?;
-    if !options.orderby.is_empty()
-        && !(options.orderby.len() == 1
-            && options.orderby[0].property == "createdon"
-            && options.orderby[0].descending)
-    {
+    let newest_first = match options.orderby.as_slice() {
+        [] => true,
+        [o] => o.property == "createdon" && o.descending,
+        _ => false,
+    };
+    if !newest_first {
         return Err(DataverseError::Unsupported(
             "audits are listed newest first ($orderby=createdon desc) only.".into(),
         )
