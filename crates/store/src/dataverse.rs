@@ -23,6 +23,70 @@ pub(crate) async fn provision(
     Ok(())
 }
 
+pub(crate) async fn insert_entity_and_table(
+    tx: &mut dyn Tx,
+    dialect: Dialect,
+    env_id: Uuid,
+    env_number: i64,
+    e: &EntityDef,
+) -> Result<(), StoreError> {
+    let pos = tx
+        .fetch(
+            "SELECT COALESCE(MAX(position), 0) + 1 FROM dv_entities WHERE environment_id = $1",
+            vec![env_id.into()],
+        )
+        .await?
+        .first()
+        .map(|r| r.int(0))
+        .transpose()?
+        .unwrap_or(0);
+    insert_entity(tx, env_id, e, pos).await?;
+    create_table(tx, dialect, env_number, e).await
+}
+
+/// Add a column to an existing table (metadata row, SQL column, and an index for lookups).
+pub(crate) async fn add_attribute(
+    tx: &mut dyn Tx,
+    dialect: Dialect,
+    env_id: Uuid,
+    env_number: i64,
+    e: &EntityDef,
+    a: &AttributeDef,
+) -> Result<(), StoreError> {
+    let pos = tx
+        .fetch("SELECT COALESCE(MAX(position), 0) + 1 FROM dv_attributes WHERE environment_id = $1 AND entity = $2", vec![env_id.into(), e.logical_name.clone().into()])
+        .await?
+        .first()
+        .map(|r| r.int(0))
+        .transpose()?
+        .unwrap_or(0);
+    insert_attribute(tx, env_id, &e.logical_name, a, pos).await?;
+    let table = e.sql_table(env_number);
+    tx.execute(
+        &format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            ident(&table),
+            ident(&a.logical_name),
+            dialect.column_type(a.kind.storage())
+        ),
+        vec![],
+    )
+    .await?;
+    if a.kind.is_lookup() {
+        tx.execute(
+            &format!(
+                "CREATE INDEX {} ON {} ({})",
+                ident(&format!("{table}__{}", a.logical_name)),
+                ident(&table),
+                ident(&a.logical_name)
+            ),
+            vec![],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn insert_entity(
     tx: &mut dyn Tx,
     env_id: Uuid,

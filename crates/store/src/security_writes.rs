@@ -66,12 +66,73 @@ pub trait SecurityStore: Send + Sync {
         role: Uuid,
         ctx: &AuditContext,
     ) -> Result<(), StoreError>;
+    /// A new table, with privileges on it granted to roles (System Administrator and System
+    /// Customizer get every privilege on a new custom table, as in Dataverse).
+    async fn table_create(
+        &self,
+        env: &Environment,
+        table: &EntityDef,
+        grants: &[(Uuid, Privilege)],
+    ) -> Result<(), StoreError>;
+    /// A new column on a table.
+    async fn column_add(
+        &self,
+        env: &Environment,
+        table: &EntityDef,
+        column: &keyway_core::dataverse::metadata::AttributeDef,
+    ) -> Result<(), StoreError>;
     /// Every role: (id, name).
     async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError>;
 }
 
 #[async_trait::async_trait]
 impl SecurityStore for SqlStore {
+    async fn table_create(
+        &self,
+        env: &Environment,
+        table: &EntityDef,
+        grants: &[(Uuid, Privilege)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        crate::dataverse::insert_entity_and_table(
+            &mut *tx,
+            self.db.dialect(),
+            env.id,
+            env.number,
+            table,
+        )
+        .await?;
+        for (role, p) in grants {
+            tx.execute(
+                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
+                vec![env.id.into(), (*role).into(), p.name.clone().into(), p.depth.name().into()],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn column_add(
+        &self,
+        env: &Environment,
+        table: &EntityDef,
+        column: &keyway_core::dataverse::metadata::AttributeDef,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        crate::dataverse::add_attribute(
+            &mut *tx,
+            self.db.dialect(),
+            env.id,
+            env.number,
+            table,
+            column,
+        )
+        .await?;
+        tx.commit().await
+    }
+
     async fn systemuser_create(
         &self,
         env: &Environment,

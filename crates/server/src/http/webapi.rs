@@ -190,11 +190,14 @@ pub(crate) async fn handle(
         return Ok(odata(Json(v).into_response()));
     }
     if path == "EntityDefinitions" || path.starts_with("EntityDefinitions(") {
+        if method == Method::POST {
+            return customize(&state, c, path, &body, &base).await.map_err(fail);
+        }
         if method != Method::GET {
             return Err(fail(
-                DataverseError::Unsupported(
-                    "Changing metadata through EntityDefinitions is not supported yet.".into(),
-                )
+                DataverseError::Unsupported(format!(
+                    "{method} on EntityDefinitions is not supported."
+                ))
                 .into(),
             ));
         }
@@ -349,6 +352,46 @@ pub(crate) async fn handle(
 }
 
 const DEFAULT_PAGE_SIZE: u64 = 5000;
+
+/// `POST EntityDefinitions` (a table) and `POST EntityDefinitions(<key>)/Attributes` (a column):
+/// 204 with the new definition's OData-EntityId.
+async fn customize(
+    state: &AppState,
+    c: &WebApiCaller,
+    path: &str,
+    body: &[u8],
+    base: &str,
+) -> Result<Response, ServiceError> {
+    use crate::services::customization;
+    let json = json_body(body)?;
+    let location = if path == "EntityDefinitions" {
+        let e = customization::create_table(state, c, &json).await?;
+        format!("{base}/EntityDefinitions({})", e.metadata_id)
+    } else {
+        let rest = &path["EntityDefinitions(".len()..];
+        let (key, tail) = rest
+            .split_once(')')
+            .ok_or_else(|| DataverseError::Syntax(format!("'{path}' is not a metadata path.")))?;
+        if tail != "/Attributes" {
+            return Err(
+                DataverseError::Unsupported(format!("POST {path} is not supported.")).into(),
+            );
+        }
+        let entity = crate::services::metadata::find_entity(&c.tables, key)?;
+        let a = customization::add_column(state, c, entity, &json).await?;
+        format!(
+            "{base}/EntityDefinitions({})/Attributes({})",
+            entity.metadata_id, a.metadata_id
+        )
+    };
+    let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert("OData-EntityId", v);
+    }
+    Ok(r)
+}
 
 /// `EntityDefinitions`, `EntityDefinitions(<key>)`, `…/Attributes`, `…/Attributes/<cast>`,
 /// `…/Attributes(LogicalName='x')`.

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod audit_read;
 pub mod caller;
+pub mod customization;
 pub mod directory_cache;
 pub mod env_security;
 pub mod environments;

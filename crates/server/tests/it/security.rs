@@ -349,6 +349,16 @@ async fn application_users_get(backend: Backend) {
     assert_eq!(row["_createdonbehalfby_value"], worker_user.as_str());
 
     // The audit trail shows the application user, not a person, made its changes.
+    let (s, e, _) = api
+        .call(
+            &worker,
+            Method::POST,
+            "EntityDefinitions",
+            Some(json!({"SchemaName": "new_x", "Attributes": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    missing(&e, "prvCustomizeEntities");
     let (s, e, _) = api.call(&worker, Method::GET, "audits", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     missing(&e, "prvReadAuditSummary");

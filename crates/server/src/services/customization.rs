@@ -1,0 +1,237 @@
+//! Custom tables and columns through the metadata API (`POST EntityDefinitions`,
+//! `POST EntityDefinitions(…)/Attributes`): validated definitions become real SQL tables and
+//! columns, and the administrators' roles get every privilege on a new table.
+
+use keyway_core::dataverse::error::DataverseError;
+use keyway_core::dataverse::metadata::{
+    AttributeDef, AttributeType, EntityDef, Ownership, validate_logical_name,
+};
+use keyway_core::dataverse::security::{self, ALL_ACCESS, Depth, Privilege};
+use keyway_core::dataverse::system_tables::system_columns;
+use keyway_store::{SecurityStore, StoreError};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::webapi::WebApiCaller;
+use super::{Result, ServiceError};
+use crate::state::AppState;
+
+fn syntax(msg: impl Into<String>) -> ServiceError {
+    DataverseError::Syntax(msg.into()).into()
+}
+
+fn require_customizer(c: &WebApiCaller) -> Result<()> {
+    if c.principal.depth(security::CUSTOMIZE) == Depth::None {
+        let d = keyway_core::dataverse::authz::Denied {
+            user_id: c.principal.user_id,
+            privilege: security::CUSTOMIZE.into(),
+            role_count: c.role_count,
+        };
+        return Err(DataverseError::MissingPrivilege(d.message()).into());
+    }
+    Ok(())
+}
+
+/// One column from its metadata JSON (`@odata.type` such as
+/// `Microsoft.Dynamics.CRM.IntegerAttributeMetadata`, or `AttributeType`).
+fn attribute(v: &Value) -> Result<(AttributeDef, bool)> {
+    let schema = v
+        .get("SchemaName")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| syntax("Each attribute needs a SchemaName."))?;
+    let logical = validate_logical_name("SchemaName", schema).map_err(|e| syntax(e.to_string()))?;
+    let type_name = v
+        .get("@odata.type")
+        .and_then(|t| t.as_str())
+        .and_then(|t| t.trim_start_matches('#').strip_prefix("Microsoft.Dynamics.CRM."))
+        .and_then(|t| t.strip_suffix("AttributeMetadata"))
+        .or_else(|| v.get("AttributeType").and_then(|t| t.as_str()))
+        .ok_or_else(|| syntax(format!("The attribute '{schema}' needs an @odata.type such as Microsoft.Dynamics.CRM.StringAttributeMetadata.")))?;
+    let kind = AttributeType::parse(type_name)
+        .ok_or_else(|| syntax(format!("'{type_name}' is not an attribute type.")))?;
+    match kind {
+        AttributeType::Lookup
+        | AttributeType::Customer
+        | AttributeType::Owner
+        | AttributeType::Picklist
+        | AttributeType::State
+        | AttributeType::Status
+        | AttributeType::Uniqueidentifier => {
+            return Err(DataverseError::Unsupported(format!(
+                "Creating {type_name} columns is not supported yet."
+            ))
+            .into());
+        }
+        _ => {}
+    }
+    let max_length = match kind {
+        AttributeType::String | AttributeType::Memo => {
+            let m = v.get("MaxLength").and_then(|m| m.as_u64()).unwrap_or(100);
+            Some(
+                u32::try_from(m)
+                    .ok()
+                    .filter(|m| (1..=1_048_576).contains(m))
+                    .ok_or_else(|| {
+                        syntax(format!("MaxLength of '{schema}' must be 1 to 1048576."))
+                    })?,
+            )
+        }
+        _ => None,
+    };
+    let required = matches!(
+        v.pointer("/RequiredLevel/Value").and_then(|r| r.as_str()),
+        Some("ApplicationRequired" | "SystemRequired")
+    );
+    let primary = v
+        .get("IsPrimaryName")
+        .and_then(|p| p.as_bool())
+        .unwrap_or(false);
+    Ok((
+        AttributeDef {
+            logical_name: logical,
+            schema_name: schema.to_string(),
+            kind,
+            max_length,
+            required,
+            target: None,
+            system: false,
+            metadata_id: Uuid::new_v4(),
+        },
+        primary,
+    ))
+}
+
+fn plural(name: &str) -> String {
+    if name.ends_with('s') || name.ends_with('x') {
+        format!("{name}es")
+    } else {
+        format!("{name}s")
+    }
+}
+
+/// `POST EntityDefinitions`: a new table with its primary name column and any others.
+pub async fn create_table(state: &AppState, c: &WebApiCaller, body: &Value) -> Result<EntityDef> {
+    require_customizer(c)?;
+    let schema = body
+        .get("SchemaName")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| syntax("A table needs a SchemaName, such as new_Project."))?;
+    let logical = validate_logical_name("SchemaName", schema).map_err(|e| syntax(e.to_string()))?;
+    let set = plural(&logical);
+    if c.tables.iter().any(|e| {
+        e.logical_name == logical || e.entity_set_name == set || e.entity_set_name == logical
+    }) {
+        return Err(DataverseError::Duplicate.into());
+    }
+    let ownership = match body
+        .get("OwnershipType")
+        .and_then(|o| o.as_str())
+        .unwrap_or("UserOwned")
+    {
+        "UserOwned" => Ownership::UserOwned,
+        "OrganizationOwned" => Ownership::OrganizationOwned,
+        other => {
+            return Err(syntax(format!(
+                "OwnershipType '{other}' is not UserOwned or OrganizationOwned."
+            )));
+        }
+    };
+    let primary_id = format!("{logical}id");
+    let mut attributes = system_columns(&logical, &primary_id, ownership);
+    let mut primary_name = None;
+    for v in body
+        .get("Attributes")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let (a, is_primary) = attribute(v)?;
+        if attributes.iter().any(|x| x.logical_name == a.logical_name) {
+            return Err(syntax(format!(
+                "The column '{}' is given twice or is a system column.",
+                a.logical_name
+            )));
+        }
+        if is_primary {
+            if a.kind != AttributeType::String || primary_name.is_some() {
+                return Err(syntax(
+                    "A table has exactly one primary name column, of type String.",
+                ));
+            }
+            primary_name = Some(a.logical_name.clone());
+        }
+        attributes.push(a);
+    }
+    let primary_name = primary_name
+        .ok_or_else(|| syntax("A table needs one String attribute with IsPrimaryName: true."))?;
+    let entity = EntityDef {
+        object_type_code: 10_000 + c.tables.iter().filter(|e| e.is_custom).count() as i64,
+        schema_name: schema.to_string(),
+        entity_set_name: set,
+        primary_id,
+        primary_name,
+        ownership,
+        is_custom: true,
+        audited: true,
+        metadata_id: Uuid::new_v4(),
+        attributes,
+        logical_name: logical,
+    };
+    let admin_roles: Vec<Uuid> = state
+        .store
+        .roles(&c.env)
+        .await?
+        .into_iter()
+        .filter(|(_, n)| n == security::SYSTEM_ADMINISTRATOR || n == security::SYSTEM_CUSTOMIZER)
+        .map(|(id, _)| id)
+        .collect();
+    let name = entity.logical_name.as_str();
+    let grants: Vec<(Uuid, Privilege)> = admin_roles
+        .iter()
+        .flat_map(|r| {
+            ALL_ACCESS.iter().map(move |a| {
+                (
+                    *r,
+                    Privilege {
+                        name: a.privilege(name),
+                        depth: Depth::Organization,
+                    },
+                )
+            })
+        })
+        .collect();
+    state
+        .store
+        .table_create(&c.env, &entity, &grants)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => DataverseError::Duplicate.into(),
+            other => ServiceError::from(other),
+        })?;
+    tracing::info!(environment = %c.env.name, table = %entity.logical_name, "custom table created");
+    Ok(entity)
+}
+
+/// `POST EntityDefinitions(…)/Attributes`: a new column.
+pub async fn add_column(
+    state: &AppState,
+    c: &WebApiCaller,
+    entity: &EntityDef,
+    body: &Value,
+) -> Result<AttributeDef> {
+    require_customizer(c)?;
+    let (a, primary) = attribute(body)?;
+    if primary {
+        return Err(syntax(
+            "A table's primary name column is chosen when the table is created.",
+        ));
+    }
+    if a.required {
+        return Err(DataverseError::Unsupported("Adding a required column to an existing table is not supported: existing rows have no value.".into()).into());
+    }
+    if entity.attribute(&a.logical_name).is_some() {
+        return Err(DataverseError::Duplicate.into());
+    }
+    state.store.column_add(&c.env, entity, &a).await?;
+    Ok(a)
+}
