@@ -116,6 +116,47 @@ impl Client {
         Ok(t)
     }
 
+    /// POST JSON to an environment's Web API as the profile's application (its token for that
+    /// environment); returns the `OData-EntityId` of what was made.
+    pub async fn web_api_post(
+        &self,
+        env_url: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<Option<String>> {
+        let client_id = self.profile.client_id.to_string();
+        let secret = self.profile.client_secret.clone();
+        let scope = format!("{env_url}/.default");
+        let token = self
+            .token_for(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("scope", &scope),
+            ])
+            .await?
+            .access_token;
+        let resp = self
+            .http
+            .post(format!("{env_url}/api/data/v9.2/{path}"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {env_url}"))?;
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("OData-EntityId")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{}", error_message(status, &text));
+        }
+        Ok(location)
+    }
+
     /// Call the management API; `None` for a 204.
     pub async fn call<B: Serialize, T: DeserializeOwned>(
         &mut self,

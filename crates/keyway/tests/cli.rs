@@ -243,6 +243,44 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
         ],
     );
     assert!(ok(&profile, &["env", "role", "list", "dev"]).contains("Invoice reader"));
+    ok(
+        &profile,
+        &[
+            "env",
+            "table",
+            "create",
+            "dev",
+            "new_Project",
+            "--primary-name",
+            "new_Name",
+            "--column",
+            "new_Budget:Money",
+        ],
+    );
+    ok(
+        &profile,
+        &[
+            "env",
+            "table",
+            "add-column",
+            "dev",
+            "new_project",
+            "new_Priority:Integer",
+        ],
+    );
+    let (dup, _, err) = keyway(
+        &profile,
+        &[
+            "env",
+            "table",
+            "create",
+            "dev",
+            "new_Project",
+            "--primary-name",
+            "new_Name",
+        ],
+    );
+    assert!(!dup && err.contains("0x80040237"), "{err}");
     // Changes to rows leave an audit chain that `keyway audit verify` checks; an edited row fails it.
     let env_url = env["url"].as_str().unwrap().to_string();
     let admin =

@@ -32,6 +32,44 @@ pub enum EnvCommand {
         #[command(subcommand)]
         command: RoleCommand,
     },
+    /// Custom tables and columns.
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TableCommand {
+    /// Create a table: `keyway env table create dev new_Project --primary-name new_Name --column new_Budget:Money`.
+    Create {
+        env: String,
+        schema_name: String,
+        /// The primary name column (a String).
+        #[arg(long)]
+        primary_name: String,
+        /// More columns as SchemaName:Type (String, Memo, Integer, BigInt, Decimal, Double, Money, Boolean, DateTime).
+        #[arg(long = "column")]
+        columns: Vec<String>,
+        /// OrganizationOwned instead of UserOwned.
+        #[arg(long)]
+        organization_owned: bool,
+    },
+    /// Add a column: `keyway env table add-column dev new_project new_Priority:Integer`.
+    AddColumn {
+        env: String,
+        table: String,
+        column: String,
+    },
+}
+
+fn column_json(spec: &str) -> anyhow::Result<serde_json::Value> {
+    let (name, kind) = spec
+        .split_once(':')
+        .with_context(|| format!("'{spec}' is not SchemaName:Type"))?;
+    Ok(
+        serde_json::json!({"@odata.type": format!("Microsoft.Dynamics.CRM.{kind}AttributeMetadata"), "SchemaName": name}),
+    )
 }
 
 #[derive(Subcommand)]
@@ -165,6 +203,46 @@ pub async fn run(global: &Global, cmd: EnvCommand) -> anyhow::Result<()> {
             )?;
         }
         EnvCommand::Role { command } => role(global, &mut c, command).await?,
+        EnvCommand::Table { command } => match command {
+            TableCommand::Create {
+                env,
+                schema_name,
+                primary_name,
+                columns,
+                organization_owned,
+            } => {
+                let e = find(&mut c, &env).await?;
+                let mut attributes = vec![
+                    serde_json::json!({"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": primary_name, "IsPrimaryName": true, "MaxLength": 100, "RequiredLevel": {"Value": "ApplicationRequired"}}),
+                ];
+                for col in &columns {
+                    attributes.push(column_json(col)?);
+                }
+                let body = serde_json::json!({
+                    "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
+                    "SchemaName": schema_name,
+                    "OwnershipType": if organization_owned { "OrganizationOwned" } else { "UserOwned" },
+                    "Attributes": attributes,
+                });
+                let at = c.web_api_post(&e.url, "EntityDefinitions", &body).await?;
+                println!(
+                    "created table {} in {} ({})",
+                    schema_name.to_ascii_lowercase(),
+                    e.name,
+                    at.unwrap_or_default()
+                );
+            }
+            TableCommand::AddColumn { env, table, column } => {
+                let e = find(&mut c, &env).await?;
+                let path = format!(
+                    "EntityDefinitions(LogicalName='{}')/Attributes",
+                    table.to_ascii_lowercase()
+                );
+                c.web_api_post(&e.url, &path, &column_json(&column)?)
+                    .await?;
+                println!("added column {column} to {table} in {}", e.name);
+            }
+        },
         EnvCommand::Delete { env } => {
             let e = find(&mut c, &env).await?;
             c.send_empty::<()>(
