@@ -204,6 +204,43 @@ pub(crate) async fn handle(
         return entity_definitions(c, path, query.as_deref(), &base).map_err(fail);
     }
     if let Some((set, action)) = path.split_once('/')
+        && (action == "Microsoft.Dynamics.CRM.UpdateMultiple"
+            || action == "Microsoft.Dynamics.CRM.UpsertMultiple")
+    {
+        let entity = svc::entity_by_set(c, set).map_err(fail)?;
+        if method != Method::POST {
+            return Err(fail(
+                DataverseError::Syntax(format!("{action} is an action: call it with POST.")).into(),
+            ));
+        }
+        let body = json_body(&body).map_err(fail)?;
+        let targets = body
+            .get("Targets")
+            .and_then(|t| t.as_array())
+            .filter(|t| !t.is_empty() && t.len() <= 1000)
+            .ok_or_else(|| {
+                fail(
+                    DataverseError::Syntax(format!(
+                        "{action} needs {{\"Targets\": [ … ]}} with 1 to 1000 rows."
+                    ))
+                    .into(),
+                )
+            })?;
+        records::update_or_upsert_many(
+            &state,
+            c,
+            entity,
+            targets,
+            action.ends_with("UpsertMultiple"),
+        )
+        .await
+        .map_err(fail)?;
+        let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert("OData-Version", HeaderValue::from_static("4.0"));
+        return Ok(r);
+    }
+    if let Some((set, action)) = path.split_once('/')
         && action == "Microsoft.Dynamics.CRM.CreateMultiple"
     {
         let entity = svc::entity_by_set(c, set).map_err(fail)?;

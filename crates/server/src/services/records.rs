@@ -496,3 +496,35 @@ pub async fn exists(
         .await?
         .is_some())
 }
+
+/// `UpdateMultiple` / `UpsertMultiple`: every target names its row by the table's key; all or none.
+pub async fn update_or_upsert_many(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    targets: &[Value],
+    upsert: bool,
+) -> Result<()> {
+    let mut prepared = Vec::with_capacity(targets.len());
+    for t in targets {
+        let mut t = t.clone();
+        let id = t
+            .as_object_mut()
+            .and_then(|o| o.remove(&entity.primary_id))
+            .and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .ok_or_else(|| syntax(format!("Each target needs its '{}'.", entity.primary_id)))?;
+        if upsert && !exists(state, caller, entity, id).await? {
+            let mut record = fields_from_json(entity, &caller.tables, &t, true)?;
+            record
+                .fields
+                .insert(entity.primary_id.clone(), FieldValue::Id(id));
+            prepared.push(prepare_create(state, caller, entity, record).await?);
+        } else {
+            let set = fields_from_json(entity, &caller.tables, &t, false)?;
+            prepared.push(prepare_update(state, caller, entity, id, set, None).await?);
+        }
+    }
+    run_changeset(state, caller, prepared)
+        .await
+        .map_err(|(_, e)| e)
+}

@@ -267,6 +267,47 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
     .await;
     assert_eq!(m3["value"].as_array().unwrap().len(), 0, "all or none");
 
+    // UpdateMultiple and UpsertMultiple: every row or none.
+    let (m1, m2) = (
+        ids[0].as_str().unwrap().to_string(),
+        ids[1].as_str().unwrap().to_string(),
+    );
+    let (s, _, e) = send(Method::POST, format!("{api}/accounts/Microsoft.Dynamics.CRM.UpdateMultiple"), Some(json!({"Targets": [{"accountid": m1, "name": "m1 updated"}, {"accountid": m2, "name": "m2 updated"}]})), vec![]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let (s, _, _) = send(Method::POST, format!("{api}/accounts/Microsoft.Dynamics.CRM.UpdateMultiple"), Some(json!({"Targets": [{"accountid": m1, "name": "not kept"}, {"accountid": "00000000-0000-0000-0000-0000000000bb", "name": "missing"}]})), vec![]).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a missing row fails the whole UpdateMultiple"
+    );
+    let (_, _, kept) = send(
+        Method::GET,
+        format!("{api}/accounts({m1})?$select=name"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(kept["name"], "m1 updated");
+    let fresh = "00000000-0000-0000-0000-0000000000cc";
+    let (s, _, e) = send(Method::POST, format!("{api}/accounts/Microsoft.Dynamics.CRM.UpsertMultiple"), Some(json!({"Targets": [{"accountid": m2, "name": "m2 upserted"}, {"accountid": fresh, "name": "m4 new"}]})), vec![]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let (_, _, made) = send(
+        Method::GET,
+        format!("{api}/accounts({fresh})?$select=name"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(made["name"], "m4 new");
+    let (s, _, _) = send(
+        Method::POST,
+        format!("{api}/accounts/Microsoft.Dynamics.CRM.UpdateMultiple"),
+        Some(json!({"Targets": [{"name": "no key"}]})),
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
     // Metadata: EntityDefinitions with filter and select, attributes, typed casts.
     let (s, _, defs) = send(Method::GET, format!("{api}/EntityDefinitions?$select=LogicalName,EntitySetName,PrimaryIdAttribute&$filter=LogicalName eq 'account'"), None, vec![]).await;
     assert_eq!(s, StatusCode::OK, "{defs}");
