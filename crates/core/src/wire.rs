@@ -424,3 +424,13 @@ pub struct AuditVerification {
     /// The first row (by sequence) whose hash or place does not hold.
     pub first_broken_row: Option<i64>,
 }
+
+/// `POST /v1.0/environments/{id}/addUser`: a person of the tenant as a system user.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvUserInput {
+    pub user_principal_name: String,
+    pub business_unit_id: Option<Uuid>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}

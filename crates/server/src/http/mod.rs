@@ -84,6 +84,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(users::users_delete),
         )
         .route(
+            "/v1.0/environments/{id}/addUser",
+            post(graph::env_security::env_users_create),
+        )
+        .route(
             "/v1.0/environments/{id}/audit/verify",
             get(graph::env_security::audit_verify_get),
         )

@@ -345,3 +345,69 @@ pub async fn verify_audit(
         first_broken_row: check.first_broken,
     })
 }
+
+/// A person of the tenant as a system user (found later by their directory object id).
+pub async fn add_user(
+    state: &AppState,
+    caller: &Caller,
+    env_id: Uuid,
+    input: keyway_core::wire::EnvUserInput,
+) -> Result<SystemUserView> {
+    let c = as_system_user(state, caller, env_id).await?;
+    let all_units = state.store.business_units(&c.env).await?;
+    let units = BusinessUnits::new(all_units.clone());
+    require(&c, Access::Create, "systemuser", &units)?;
+    let person = state
+        .store
+        .user_by_upn(&input.user_principal_name)
+        .await?
+        .filter(|u| u.tenant_id == caller.tenant_id)
+        .ok_or_else(|| {
+            DirectoryError::invalid(
+                "userPrincipalName",
+                format!("no user {} in this tenant", input.user_principal_name),
+            )
+        })?;
+    if state
+        .store
+        .dataverse_user(&c.env, SystemUserKey::ObjectId(person.id))
+        .await?
+        .is_some()
+    {
+        return Err(DirectoryError::Conflict(format!(
+            "{} is already a user of this environment",
+            person.user_principal_name
+        ))
+        .into());
+    }
+    let bu = business_unit(root_of(&all_units)?, input.business_unit_id, &all_units)?;
+    let roles = role_ids(state, &c, &input.roles).await?;
+    if !roles.is_empty() {
+        require(&c, Access::Assign, "role", &units)?;
+    }
+    let id = Uuid::new_v4();
+    let who = Creator::User {
+        object_id: person.id,
+        upn: person.user_principal_name.clone(),
+        display_name: person.display_name.clone(),
+    };
+    let record = seed::system_user(&who, id, bu, c.principal.user_id, state.clock.now());
+    let ids: Vec<Uuid> = roles.iter().map(|(r, _)| *r).collect();
+    state
+        .store
+        .systemuser_create(
+            &c.env,
+            table(&c, "systemuser")?,
+            &record,
+            &ids,
+            &ctx(state, &c),
+        )
+        .await?;
+    Ok(SystemUserView {
+        systemuserid: id,
+        applicationid: None,
+        businessunitid: bu,
+        fullname: person.display_name,
+        roles: roles.into_iter().map(|(_, n)| n).collect(),
+    })
+}

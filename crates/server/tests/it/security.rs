@@ -435,3 +435,113 @@ async fn delegate_role(app: &TestApp, env_id: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+on_both_backends!(people_are_system_users_too);
+
+async fn people_are_system_users_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, env) = app
+        .graph(
+            Method::POST,
+            "/v1.0/environments",
+            Some(json!({"name": "dev"})),
+        )
+        .await;
+    let (env_id, url) = (
+        env["id"].as_str().unwrap().to_string(),
+        env["url"].as_str().unwrap().to_string(),
+    );
+    let (_, cli) = app
+        .create_app("cli", json!({"isFallbackPublicClient": true}))
+        .await;
+    let (s, _) = app
+        .graph(Method::POST, "/v1.0/users", Some(json!({"displayName": "Alice", "userPrincipalName": "alice@keyway.local", "passwordProfile": {"password": "correct horse battery"}})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let login = |scope: String| {
+        let (app, cli) = (&app, cli.clone());
+        async move {
+            let (s, t) = app
+                .token(&[
+                    ("grant_type", "password"),
+                    ("client_id", &cli),
+                    ("username", "alice@keyway.local"),
+                    ("password", "correct horse battery"),
+                    ("scope", &scope),
+                ])
+                .await;
+            assert_eq!(s, StatusCode::OK, "{t}");
+            t["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let token = login(format!("{url}/.default")).await;
+    let api = Api {
+        http: app.http.clone(),
+        api: format!("{url}/api/data/v9.2"),
+    };
+    let (s, e, _) = api.call(&token, Method::GET, "WhoAmI", None).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "not yet a user of the environment: {e}"
+    );
+    let (s, u) = app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{env_id}/addUser"),
+            Some(json!({"userPrincipalName": "alice@keyway.local", "roles": ["Basic User"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let (s, _) = app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{env_id}/addUser"),
+            Some(json!({"userPrincipalName": "alice@keyway.local"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, who, _) = api.call(&token, Method::GET, "WhoAmI", None).await;
+    assert_eq!(
+        (s, who["UserId"].as_str()),
+        (StatusCode::OK, u["systemuserid"].as_str())
+    );
+    let admin = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("{url}/.default"),
+        )
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.create(&admin, "accounts", json!({"name": "admin's"}))
+        .await;
+    let mine = api
+        .create(&token, "accounts", json!({"name": "alice's"}))
+        .await;
+    assert_eq!(
+        api.names(&token).await,
+        vec!["alice's"],
+        "Basic User reads its own rows"
+    );
+    let (_, row, _) = api
+        .call(&admin, Method::GET, &format!("accounts({mine})"), None)
+        .await;
+    assert_eq!(row["_ownerid_value"], who["UserId"]);
+    // A disabled person is refused.
+    let (s, _, _) = api
+        .call(
+            &admin,
+            Method::PATCH,
+            &format!("systemusers({})", who["UserId"].as_str().unwrap()),
+            Some(json!({"isdisabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, e, _) = api.call(&token, Method::GET, "WhoAmI", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    app.stop().await;
+}

@@ -96,3 +96,20 @@ pub async fn audit_verify_get(
         .or_graph(&ctx)?;
     Ok(Json(v).into_response())
 }
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/addUser", tag = "environments",
+    params(("id" = String, Path, description = "Environment id")),
+    request_body(content = inline(serde_json::Value), description = "{\"userPrincipalName\": \"alice@contoso.example\", \"roles\": [\"Basic User\"]}"),
+    responses((status = 201, description = "The person's system user")), security(("bearer" = [])))]
+pub async fn env_users_create(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+    GraphBody(input): GraphBody<keyway_core::wire::EnvUserInput>,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let user = svc::add_user(&state, &caller, id, input)
+        .await
+        .or_graph(&ctx)?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
