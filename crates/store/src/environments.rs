@@ -34,6 +34,14 @@ pub trait EnvironmentStore: Send + Sync {
         env: &Environment,
         list: RecordList<'_>,
     ) -> Result<(Vec<Record>, Option<i64>), StoreError>;
+    /// The rows with these ids that the scope admits (for `$expand`): one query per call.
+    async fn records_by_ids(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        ids: &[Uuid],
+        scope: &keyway_core::dataverse::authz::RowScope,
+    ) -> Result<Vec<Record>, StoreError>;
     /// The business-unit tree: (unit, parent).
     async fn business_units(
         &self,
@@ -85,6 +93,22 @@ pub struct RecordList<'a> {
     pub limit: u64,
     pub offset: u64,
     pub count: bool,
+}
+
+/// `a or b or c …` as a balanced tree, so SQL nesting stays shallow (SQLite limits depth).
+fn balanced_or(mut leaves: Vec<keyway_core::odata::Expr>) -> Option<keyway_core::odata::Expr> {
+    while leaves.len() > 1 {
+        let mut next = Vec::with_capacity(leaves.len().div_ceil(2));
+        let mut it = leaves.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => keyway_core::odata::Expr::Or(Box::new(a), Box::new(b)),
+                None => a,
+            });
+        }
+        leaves = next;
+    }
+    leaves.pop()
 }
 
 const COLS: &str = "id, tenant_id, name, number, created_by, created_at";
@@ -314,6 +338,46 @@ impl EnvironmentStore for SqlStore {
             None
         };
         Ok((out, count))
+    }
+
+    async fn records_by_ids(
+        &self,
+        env: &Environment,
+        entity: &EntityDef,
+        ids: &[Uuid],
+        scope: &keyway_core::dataverse::authz::RowScope,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let leaves: Vec<keyway_core::odata::Expr> = chunk
+                .iter()
+                .map(|id| keyway_core::odata::Expr::Compare {
+                    left: keyway_core::odata::Operand::Property(vec![entity.primary_id.clone()]),
+                    op: keyway_core::odata::CompareOp::Eq,
+                    right: keyway_core::odata::Operand::Literal(keyway_core::odata::Literal::Guid(
+                        *id,
+                    )),
+                })
+                .collect();
+            let in_list = balanced_or(leaves);
+            let Some(filter) = in_list else { continue };
+            let (rows, _) = self
+                .records_list(
+                    env,
+                    RecordList {
+                        entity,
+                        scope,
+                        filter: Some(&filter),
+                        orderby: &[],
+                        limit: chunk.len() as u64,
+                        offset: 0,
+                        count: false,
+                    },
+                )
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     async fn business_units(

@@ -301,9 +301,32 @@ pub(crate) async fn handle(
                 .into(),
             ));
         }
-        let select = select_list(query.as_deref(), entity).map_err(fail)?;
+        let options = svc::parse_query(query.as_deref(), entity).map_err(fail)?;
+        if options.filter.is_some()
+            || !options.orderby.is_empty()
+            || options.top.is_some()
+            || options.count
+            || options.skiptoken.is_some()
+        {
+            return Err(fail(
+                DataverseError::Unsupported(
+                    "A single record takes only $select and $expand.".into(),
+                )
+                .into(),
+            ));
+        }
         let record = svc::retrieve(&state, c, entity, id).await.map_err(fail)?;
-        let mut body = render(entity, &record, select.as_deref());
+        let expanded = svc::expand(
+            &state,
+            c,
+            entity,
+            std::slice::from_ref(&record),
+            &options.expand,
+        )
+        .await
+        .map_err(fail)?;
+        let mut body = render(entity, &record, options.select.as_deref());
+        attach(&mut body, &record, &expanded);
         body.insert(
             "@odata.context".into(),
             format!("{base}/$metadata#{set}/$entity").into(),
@@ -348,10 +371,17 @@ pub(crate) async fn handle(
         )
         .await
         .map_err(fail)?;
+        let expanded = svc::expand(&state, c, entity, &page.records, &options.expand)
+            .await
+            .map_err(fail)?;
         let values: Vec<Value> = page
             .records
             .iter()
-            .map(|r| Value::Object(render(entity, r, options.select.as_deref())))
+            .map(|r| {
+                let mut m = render(entity, r, options.select.as_deref());
+                attach(&mut m, r, &expanded);
+                Value::Object(m)
+            })
             .collect();
         let mut body = Map::new();
         body.insert(
@@ -740,43 +770,27 @@ fn max_page_size(headers: &HeaderMap) -> Option<u64> {
         .find(|n| (1..=DEFAULT_PAGE_SIZE).contains(n))
 }
 
-/// `$select=a,b` on a single record; any other query option is refused, not ignored.
-fn select_list(
-    query: Option<&str>,
-    entity: &EntityDef,
-) -> Result<Option<Vec<String>>, ServiceError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|_| DataverseError::Syntax("The query string could not be decoded.".into()))?;
-    let mut select = None;
-    for (k, v) in pairs {
-        match k.as_str() {
-            "$select" => {
-                let cols: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
-                for col in &cols {
-                    let bare = col
-                        .strip_prefix('_')
-                        .and_then(|c| c.strip_suffix("_value"))
-                        .unwrap_or(col);
-                    if entity.attribute(bare).is_none() {
-                        return Err(DataverseError::Syntax(format!(
-                            "Could not find a property named '{col}' on type 'Microsoft.Dynamics.CRM.{}'.",
-                            entity.logical_name
-                        ))
-                        .into());
-                    }
-                }
-                select = Some(cols);
-            }
-            other if other.starts_with('$') => {
-                return Err(DataverseError::Unsupported(format!(
-                    "The query option '{other}' is not supported on a single record yet."
-                ))
-                .into());
-            }
-            _ => {}
-        }
+/// Put each expanded row (or null, when absent or not readable) under its navigation name.
+fn attach(body: &mut Map<String, Value>, record: &Record, expanded: &[svc::Expanded<'_>]) {
+    for x in expanded {
+        let id = match record.fields.get(&x.navigation) {
+            Some(FieldValue::Id(id)) => Some(*id),
+            _ => None,
+        };
+        let value = id
+            .and_then(|id| {
+                x.rows
+                    .iter()
+                    .find_map(|(target, rows)| rows.get(&id).map(|r| (*target, r)))
+            })
+            .map(|(target, r)| {
+                let mut m = render(target, r, x.select.as_deref());
+                m.remove("@odata.etag");
+                Value::Object(m)
+            })
+            .unwrap_or(Value::Null);
+        body.insert(x.navigation.clone(), value);
     }
-    Ok(select)
 }
 
 /// A row as Dataverse returns it: lookups as `_name_value`, the etag from the version number.

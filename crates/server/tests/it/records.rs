@@ -91,6 +91,41 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
     assert_eq!(acct["_owningbusinessunit_value"], who["BusinessUnitId"]);
     assert_eq!(acct["statecode"], 0);
 
+    // $expand of a single-valued lookup, on a list and on one row.
+    let (s, _, listed) = send(
+        Method::GET,
+        format!("{api}/accounts?$select=name&$expand=primarycontactid($select=fullname)"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["value"][0]["primarycontactid"]["fullname"],
+        "Ada Lovelace"
+    );
+    assert!(
+        listed["value"][0]["primarycontactid"]
+            .get("emailaddress1")
+            .is_none()
+    );
+    let (_, _, one) = send(
+        Method::GET,
+        format!("{api}/accounts({id})?$expand=primarycontactid"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(one["primarycontactid"]["emailaddress1"], "ada@example.com");
+    let (s, _, _) = send(
+        Method::GET,
+        format!("{api}/accounts?$expand=name"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "only lookups expand");
+
     // Update with an etag; a stale etag is refused; PATCH without If-Match upserts.
     let (s, _, _) = send(
         Method::PATCH,

@@ -349,6 +349,39 @@ async fn application_users_get(backend: Backend) {
     assert_eq!(row["_createdonbehalfby_value"], worker_user.as_str());
 
     // The audit trail shows the application user, not a person, made its changes.
+    let (s, v, _) = api
+        .call(
+            &worker,
+            Method::GET,
+            "accounts?$select=name&$expand=createdby($select=fullname)",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["createdby"].is_null()),
+        "users it may not read expand to null: {v}"
+    );
+    let (_, v, _) = api
+        .call(
+            &admin,
+            Method::GET,
+            "accounts?$select=name&$expand=createdby($select=fullname)",
+            None,
+        )
+        .await;
+    assert!(
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["createdby"]["fullname"].is_string()),
+        "{v}"
+    );
     let (s, e, _) = api
         .call(
             &worker,

@@ -140,7 +140,7 @@ async fn web_api_callers_who_am_i_and_retrieve(backend: Backend) {
         (StatusCode::BAD_REQUEST, "0x80060888".into())
     );
     let (s, _, e) = get(
-        format!("{api}/accounts?$expand=primarycontactid"),
+        format!("{api}/accounts?$expand=primarycontactid($top=1)"),
         token.clone(),
     )
     .await;
