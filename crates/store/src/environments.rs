@@ -63,7 +63,7 @@ pub trait EnvironmentStore: Send + Sync {
 }
 
 /// How a caller is found among an environment's system users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SystemUserKey {
     /// An application user, by the app registration's client id.
     ApplicationId(Uuid),

@@ -193,6 +193,14 @@ pub(crate) fn audit_for(
         .then(|| audit::entry(action, entity, id, old, new, ctx))
 }
 
+/// Writes to these tables change who may do what, so caches of callers must hear of them.
+pub(crate) fn is_security_table(entity: &EntityDef) -> bool {
+    matches!(
+        entity.logical_name.as_str(),
+        "systemuser" | "businessunit" | "role" | "team"
+    )
+}
+
 /// One write of a changeset.
 #[derive(Debug, Clone)]
 pub enum RecordOp<'a> {
@@ -399,6 +407,14 @@ impl RecordStore for crate::SqlStore {
         tx.commit()
             .await
             .map_err(|e| (ops.len().saturating_sub(1), e))?;
+        let touches_security = ops.iter().any(|op| match op {
+            RecordOp::Create { entity, .. }
+            | RecordOp::Update { entity, .. }
+            | RecordOp::Delete { entity, .. } => is_security_table(entity),
+        });
+        if touches_security {
+            let _ = self.changed(Ok(()));
+        }
         Ok(out)
     }
 
@@ -409,17 +425,17 @@ impl RecordStore for crate::SqlStore {
         records: &[Record],
         ctx: &AuditContext,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        lock_environment(&mut *tx, self.db.dialect(), env).await?;
-        for record in records {
-            crate::records::insert(&mut *tx, env.number, entity, record).await?;
-            let id = id_of(record, &entity.primary_id)
-                .ok_or_else(|| StoreError::Database("a new row needs its id".into()))?;
-            if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
-                append_audit(&mut *tx, env, &e).await?;
-            }
-        }
-        tx.commit().await
+        let ops: Vec<RecordOp<'_>> = records
+            .iter()
+            .map(|r| RecordOp::Create {
+                entity,
+                record: r.clone(),
+            })
+            .collect();
+        self.record_changeset(env, &ops, ctx)
+            .await
+            .map(|_| ())
+            .map_err(|(_, e)| e)
     }
 
     async fn record_update(
@@ -432,29 +448,18 @@ impl RecordStore for crate::SqlStore {
         scope: &RowScope,
         ctx: &AuditContext,
     ) -> Result<Record, StoreError> {
-        let mut tx = self.db.begin().await?;
-        lock_environment(&mut *tx, self.db.dialect(), env).await?;
-        let old = admit(
-            read_row(&mut *tx, env, entity, id).await?,
-            scope,
+        let op = RecordOp::Update {
+            entity,
+            id,
+            set: set.clone(),
             expected_version,
-        )?;
-        let version = match old.fields.get("versionnumber") {
-            Some(FieldValue::Int(v)) => *v,
-            _ => 0,
+            scope: scope.clone(),
         };
-        let mut set = set.clone();
-        set.fields
-            .insert("versionnumber".into(), FieldValue::Int(version + 1));
-        update_row(&mut *tx, env, entity, id, &set).await?;
-        let new = read_row(&mut *tx, env, entity, id)
-            .await?
-            .ok_or(StoreError::RowMissing)?;
-        if let Some(e) = audit_for(AuditAction::Update, entity, id, Some(&old), Some(&new), ctx) {
-            append_audit(&mut *tx, env, &e).await?;
-        }
-        tx.commit().await?;
-        Ok(new)
+        let mut out = self
+            .record_changeset(env, std::slice::from_ref(&op), ctx)
+            .await
+            .map_err(|(_, e)| e)?;
+        out.pop().flatten().ok_or(StoreError::RowMissing)
     }
 
     async fn record_delete(
@@ -466,18 +471,16 @@ impl RecordStore for crate::SqlStore {
         scope: &RowScope,
         ctx: &AuditContext,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        lock_environment(&mut *tx, self.db.dialect(), env).await?;
-        let old = admit(
-            read_row(&mut *tx, env, entity, id).await?,
-            scope,
+        let op = RecordOp::Delete {
+            entity,
+            id,
             expected_version,
-        )?;
-        delete_row(&mut *tx, env, entity, id).await?;
-        if let Some(e) = audit_for(AuditAction::Delete, entity, id, Some(&old), None, ctx) {
-            append_audit(&mut *tx, env, &e).await?;
-        }
-        tx.commit().await
+            scope: scope.clone(),
+        };
+        self.record_changeset(env, std::slice::from_ref(&op), ctx)
+            .await
+            .map(|_| ())
+            .map_err(|(_, e)| e)
     }
 
     async fn audit_entries(

@@ -110,7 +110,9 @@ impl SecurityStore for SqlStore {
             )
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
     }
 
     async fn column_add(
@@ -130,7 +132,9 @@ impl SecurityStore for SqlStore {
             column,
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
     }
 
     async fn systemuser_create(
@@ -170,7 +174,9 @@ impl SecurityStore for SqlStore {
         for role in roles {
             add_role(&mut *tx, env, users, id, *role, ctx).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
     }
 
     async fn role_create(
@@ -211,7 +217,9 @@ impl SecurityStore for SqlStore {
             &audit::entry(AuditAction::Create, roles, id, None, Some(&audited), ctx),
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
     }
 
     async fn role_assign(
@@ -225,7 +233,9 @@ impl SecurityStore for SqlStore {
         let mut tx = self.db.begin().await?;
         lock_environment(&mut *tx, self.db.dialect(), env).await?;
         add_role(&mut *tx, env, users, user, role, ctx).await?;
-        tx.commit().await
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
     }
 
     async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError> {

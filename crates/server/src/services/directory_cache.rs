@@ -1,13 +1,18 @@
-//! What the token endpoint reads on every request — a client with its credentials and role
-//! assignments, and the principal behind a resource name — kept in memory for a short time.
-//! A directory write on this node makes every entry stale at once (the store counts writes);
-//! another node's write is seen here within `TTL`.
+//! What every request would otherwise read again — for the token endpoint a client with its
+//! credentials and role assignments and the principal behind a resource name; for the Web API an
+//! environment, its tables, its business units and the calling system user with its privileges —
+//! kept in memory for a short time. A write that changes any of them on this node makes every
+//! entry stale at once (the store counts such writes); another node's write is seen within `TTL`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::directory::{AppRoleAssignment, ServicePrincipal};
-use keyway_store::{ClientRecord, DirectoryStore};
+use keyway_core::environment::Environment;
+use keyway_store::{
+    ClientRecord, DirectoryStore, EnvironmentStore, SystemUserAccess, SystemUserKey,
+};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -32,6 +37,9 @@ pub struct CachedClient {
     pub assignments: Vec<AppRoleAssignment>,
 }
 
+/// An environment's business units: (unit, parent).
+type UnitTree = Vec<(Uuid, Option<Uuid>)>;
+
 /// Each entry with when it was loaded and the store's write count at that moment.
 type Entries<K, V> = RwLock<HashMap<K, (V, OffsetDateTime, u64)>>;
 
@@ -39,6 +47,29 @@ type Entries<K, V> = RwLock<HashMap<K, (V, OffsetDateTime, u64)>>;
 pub struct DirectoryCache {
     clients: Entries<(Uuid, Uuid), Option<Arc<CachedClient>>>,
     resources: Entries<(Uuid, String), Option<Resource>>,
+    environments: Entries<String, Option<Environment>>,
+    tables: Entries<Uuid, Arc<Vec<EntityDef>>>,
+    units: Entries<Uuid, Arc<UnitTree>>,
+    users: Entries<(Uuid, SystemUserKey), Option<SystemUserAccess>>,
+}
+
+/// Read through a cache map: a fresh entry, or `load` and remember.
+async fn cached<K, V, F, Fut>(state: &AppState, map: &Entries<K, V>, key: K, load: F) -> Result<V>
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<V>>,
+{
+    let now = state.clock.now();
+    // Read the count before loading: a write racing the load leaves the entry stale.
+    let generation = state.store.directory_generation();
+    if let Some(v) = fresh(map, &key, now, generation) {
+        return Ok(v);
+    }
+    let v = load().await?;
+    put(map, key, v.clone(), now, generation);
+    Ok(v)
 }
 
 fn fresh<K: std::hash::Hash + Eq, V: Clone>(
@@ -69,6 +100,43 @@ fn put<K: std::hash::Hash + Eq, V>(
 }
 
 impl DirectoryCache {
+    pub async fn environment(&self, state: &AppState, name: &str) -> Result<Option<Environment>> {
+        cached(state, &self.environments, name.to_string(), || async {
+            Ok(state.store.environment_by_name(name).await?)
+        })
+        .await
+    }
+
+    pub async fn tables(&self, state: &AppState, env: &Environment) -> Result<Arc<Vec<EntityDef>>> {
+        cached(state, &self.tables, env.id, || async {
+            Ok(Arc::new(state.store.environment_tables(env.id).await?))
+        })
+        .await
+    }
+
+    pub async fn business_units(
+        &self,
+        state: &AppState,
+        env: &Environment,
+    ) -> Result<Arc<UnitTree>> {
+        cached(state, &self.units, env.id, || async {
+            Ok(Arc::new(state.store.business_units(env).await?))
+        })
+        .await
+    }
+
+    pub async fn system_user(
+        &self,
+        state: &AppState,
+        env: &Environment,
+        key: SystemUserKey,
+    ) -> Result<Option<SystemUserAccess>> {
+        cached(state, &self.users, (env.id, key), || async {
+            Ok(state.store.dataverse_user(env, key).await?)
+        })
+        .await
+    }
+
     pub async fn client(
         &self,
         state: &AppState,

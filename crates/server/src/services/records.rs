@@ -199,7 +199,14 @@ async fn scope_for(
     access: Access,
     entity: &EntityDef,
 ) -> Result<RowScope> {
-    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    let units = BusinessUnits::new(
+        state
+            .directory
+            .business_units(state, &caller.env)
+            .await?
+            .iter()
+            .copied(),
+    );
     authz::scope(
         &caller.principal,
         &units,

@@ -46,8 +46,8 @@ pub async fn authenticate(
     impersonate: Option<Impersonation>,
 ) -> Result<WebApiCaller> {
     let env = state
-        .store
-        .environment_by_name(env_name)
+        .directory
+        .environment(state, env_name)
         .await?
         .ok_or_else(|| DataverseError::UnknownSegment(format!("env/{env_name}")))?;
     let claims: AccessTokenClaims = state.signing.verify(state, token).await.map_err(|_| {
@@ -81,7 +81,7 @@ pub async fn authenticate(
     } else {
         SystemUserKey::ObjectId(parse(&claims.oid)?)
     };
-    let user = state.store.dataverse_user(&env, key).await?.ok_or_else(|| {
+    let user = state.directory.system_user(state, &env, key).await?.ok_or_else(|| {
         DataverseError::NotAMember(if claims.is_app() {
             format!("The application {} has no application user in environment '{}'. Add one with `keyway env app-user add`.", claims.appid, env.name)
         } else {
@@ -91,7 +91,7 @@ pub async fn authenticate(
     if user.disabled {
         return Err(DataverseError::UserDisabled(user.id.to_string()).into());
     }
-    let tables = Arc::new(state.store.environment_tables(env.id).await?);
+    let tables = state.directory.tables(state, &env).await?;
     let caller = Principal {
         user_id: user.id,
         business_unit: user.business_unit,
@@ -200,7 +200,14 @@ pub async fn retrieve(
             entity: entity.logical_name.clone(),
             id: id.to_string(),
         })?;
-    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    let units = BusinessUnits::new(
+        state
+            .directory
+            .business_units(state, &caller.env)
+            .await?
+            .iter()
+            .copied(),
+    );
     authz::check_row(
         &caller.principal,
         &units,
@@ -262,7 +269,14 @@ pub async fn list(
     options: &keyway_core::odata::QueryOptions,
     page_size: u64,
 ) -> Result<Page> {
-    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    let units = BusinessUnits::new(
+        state
+            .directory
+            .business_units(state, &caller.env)
+            .await?
+            .iter()
+            .copied(),
+    );
     let scope = authz::scope(
         &caller.principal,
         &units,
@@ -333,7 +347,14 @@ pub async fn expand<'a>(
     expands: &[keyway_core::odata::Expand],
 ) -> Result<Vec<Expanded<'a>>> {
     use keyway_core::dataverse::metadata::AttributeType;
-    let units = BusinessUnits::new(state.store.business_units(&caller.env).await?);
+    let units = BusinessUnits::new(
+        state
+            .directory
+            .business_units(state, &caller.env)
+            .await?
+            .iter()
+            .copied(),
+    );
     let mut out = Vec::new();
     for x in expands {
         let a = entity.attribute(&x.navigation).filter(|a| a.kind.is_lookup()).ok_or_else(|| {
