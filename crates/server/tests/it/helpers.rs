@@ -260,3 +260,33 @@ pub fn claims(jwt: &str) -> Value {
     )
     .unwrap()
 }
+
+/// One call to a Web API URL with a bearer token: the status, the `OData-EntityId` header, and
+/// the JSON body (null when there is none).
+pub async fn web_call(
+    http: &reqwest::Client,
+    token: &str,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = http.request(method, url).bearer_auth(token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let entity_id = r
+        .headers()
+        .get("OData-EntityId")
+        .map(|v| v.to_str().unwrap().to_string());
+    (
+        status,
+        entity_id,
+        r.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}

@@ -34,26 +34,7 @@ async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
                 body: Option<Value>,
                 headers: Vec<(&'static str, &'static str)>| {
         let (http, token) = (app.http.clone(), token.clone());
-        async move {
-            let mut req = http.request(method, path).bearer_auth(token);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            let entity_id = r
-                .headers()
-                .get("OData-EntityId")
-                .map(|v| v.to_str().unwrap().to_string());
-            (
-                status,
-                entity_id,
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        async move { web_call(&http, &token, method, path, body, &headers).await }
     };
 
     // Create: 204 with OData-EntityId; or 201 with the row.
@@ -677,19 +658,9 @@ async fn custom_tables_and_columns_through_the_metadata_api(backend: Backend) {
     let call = |method: Method, path: String, body: Option<Value>| {
         let (http, token, api) = (app.http.clone(), token.clone(), api.clone());
         async move {
-            let mut req = http
-                .request(method, format!("{api}/{path}"))
-                .bearer_auth(token);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let r = req.send().await.unwrap();
-            let s = r.status();
-            let loc = r
-                .headers()
-                .get("OData-EntityId")
-                .map(|v| v.to_str().unwrap().to_string());
-            (s, r.json::<Value>().await.unwrap_or(Value::Null), loc)
+            let (s, loc, v) =
+                web_call(&http, &token, method, format!("{api}/{path}"), body, &[]).await;
+            (s, v, loc)
         }
     };
     let project = json!({

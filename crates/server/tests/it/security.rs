@@ -22,20 +22,16 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value, Option<String>) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/{path}", self.api))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let loc = r
-            .headers()
-            .get("OData-EntityId")
-            .map(|v| v.to_str().unwrap().to_string());
-        (status, r.json().await.unwrap_or(Value::Null), loc)
+        let (s, loc, v) = web_call(
+            &self.http,
+            token,
+            method,
+            format!("{}/{path}", self.api),
+            body,
+            &[],
+        )
+        .await;
+        (s, v, loc)
     }
 
     async fn create(&self, token: &str, set: &str, body: Value) -> String {
