@@ -172,19 +172,9 @@ impl EnvironmentStore for SqlStore {
                 })?;
             crate::records::insert(&mut *tx, next, entity, row).await?;
         }
-        for (role, p) in &seed.role_privileges {
-            tx.execute(
-                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
-                vec![env.id.into(), (*role).into(), p.name.clone().into(), p.depth.name().into()],
-            )
-            .await?;
-        }
+        crate::security_writes::grant(&mut *tx, env.id, &seed.role_privileges).await?;
         for (user, role) in &seed.user_roles {
-            tx.execute(
-                "INSERT INTO dv_user_roles (environment_id, systemuser_id, role_id) VALUES ($1, $2, $3)",
-                vec![env.id.into(), (*user).into(), (*role).into()],
-            )
-            .await?;
+            crate::security_writes::hold(&mut *tx, env.id, *user, *role).await?;
         }
         tx.commit().await?;
         self.changed(Ok(()))?;

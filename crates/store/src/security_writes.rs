@@ -12,6 +12,37 @@ use crate::record_writes::{append_audit, lock_environment};
 use crate::sql::{Tx, ident};
 use crate::{SqlStore, StoreError};
 
+/// Rows of `dv_role_privileges`: what each role grants.
+pub(crate) async fn grant(
+    tx: &mut dyn Tx,
+    env_id: Uuid,
+    grants: &[(Uuid, Privilege)],
+) -> Result<(), StoreError> {
+    for (role, p) in grants {
+        tx.execute(
+            "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
+            vec![env_id.into(), (*role).into(), p.name.clone().into(), p.depth.name().into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A row of `dv_user_roles`: a user holds a role.
+pub(crate) async fn hold(
+    tx: &mut dyn Tx,
+    env_id: Uuid,
+    user: Uuid,
+    role: Uuid,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO dv_user_roles (environment_id, systemuser_id, role_id) VALUES ($1, $2, $3)",
+        vec![env_id.into(), user.into(), role.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
 async fn add_role(
     tx: &mut dyn Tx,
     env: &Environment,
@@ -20,11 +51,7 @@ async fn add_role(
     role: Uuid,
     ctx: &AuditContext,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO dv_user_roles (environment_id, systemuser_id, role_id) VALUES ($1, $2, $3)",
-        vec![env.id.into(), user.into(), role.into()],
-    )
-    .await?;
+    hold(tx, env.id, user, role).await?;
     let change = Record::new("systemuser").with("roleid", FieldValue::Id(role));
     let entry = audit::entry(
         AuditAction::AssignRoleToUser,
@@ -103,13 +130,7 @@ impl SecurityStore for SqlStore {
             table,
         )
         .await?;
-        for (role, p) in grants {
-            tx.execute(
-                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
-                vec![env.id.into(), (*role).into(), p.name.clone().into(), p.depth.name().into()],
-            )
-            .await?;
-        }
+        grant(&mut *tx, env.id, grants).await?;
         tx.commit().await?;
         // Who may do what changed: callers cached elsewhere must be read again.
         self.changed(Ok(()))
@@ -193,13 +214,15 @@ impl SecurityStore for SqlStore {
         let id = record
             .id(&roles.primary_id)
             .ok_or_else(|| StoreError::Database("a new role needs its id".into()))?;
-        for p in privileges {
-            tx.execute(
-                "INSERT INTO dv_role_privileges (environment_id, role_id, privilege, depth) VALUES ($1, $2, $3, $4)",
-                vec![env.id.into(), id.into(), p.name.clone().into(), p.depth.name().into()],
-            )
-            .await?;
-        }
+        grant(
+            &mut *tx,
+            env.id,
+            &privileges
+                .iter()
+                .map(|p| (id, p.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
         let mut audited = record.clone();
         audited.fields.insert(
             "privileges".into(),
