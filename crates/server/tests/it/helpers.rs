@@ -229,6 +229,29 @@ impl TestApp {
         p
     }
 
+    /// A new environment and the administrator's token for it: (environment, Web API base, token).
+    pub async fn environment(&self, name: &str) -> (Value, String, String) {
+        let (s, env) = self
+            .graph(
+                Method::POST,
+                "/v1.0/environments",
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{env}");
+        let url = env["url"].as_str().unwrap().to_string();
+        let (s, t) = self
+            .secret_token(
+                &self.profile.client_id.to_string(),
+                &self.profile.client_secret,
+                &format!("{url}/.default"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        let api = format!("{url}/api/data/v9.2");
+        (env, api, t["access_token"].as_str().unwrap().to_string())
+    }
+
     /// The server's store, for checks that no API shows (audit chains, raw rows).
     pub fn state_store(&self) -> std::sync::Arc<keyway_store::SqlStore> {
         self.store.clone()

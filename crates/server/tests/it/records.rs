@@ -12,23 +12,7 @@ on_both_backends!(records_are_created_updated_and_deleted_with_audit);
 
 async fn records_are_created_updated_and_deleted_with_audit(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, dev) = app
-        .graph(
-            Method::POST,
-            "/v1.0/environments",
-            Some(json!({"name": "dev"})),
-        )
-        .await;
-    let url = dev["url"].as_str().unwrap().to_string();
-    let api = format!("{url}/api/data/v9.2");
-    let (_, t) = app
-        .secret_token(
-            &app.profile.client_id.to_string(),
-            &app.profile.client_secret,
-            &format!("{url}/.default"),
-        )
-        .await;
-    let token = t["access_token"].as_str().unwrap().to_string();
+    let (_, api, token) = app.environment("dev").await;
     let send = |method: Method,
                 path: String,
                 body: Option<Value>,
@@ -415,23 +399,8 @@ on_both_backends!(batches_run_requests_and_changesets);
 
 async fn batches_run_requests_and_changesets(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, dev) = app
-        .graph(
-            Method::POST,
-            "/v1.0/environments",
-            Some(json!({"name": "dev"})),
-        )
-        .await;
+    let (dev, api, token) = app.environment("dev").await;
     let url = dev["url"].as_str().unwrap().to_string();
-    let api = format!("{url}/api/data/v9.2");
-    let (_, t) = app
-        .secret_token(
-            &app.profile.client_id.to_string(),
-            &app.profile.client_secret,
-            &format!("{url}/.default"),
-        )
-        .await;
-    let token = t["access_token"].as_str().unwrap().to_string();
     let batch = |body: String, boundary: &'static str| {
         let (http, token, api) = (app.http.clone(), token.clone(), api.clone());
         async move {
@@ -638,23 +607,7 @@ on_both_backends!(custom_tables_and_columns_through_the_metadata_api);
 
 async fn custom_tables_and_columns_through_the_metadata_api(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, dev) = app
-        .graph(
-            Method::POST,
-            "/v1.0/environments",
-            Some(json!({"name": "dev"})),
-        )
-        .await;
-    let url = dev["url"].as_str().unwrap().to_string();
-    let api = format!("{url}/api/data/v9.2");
-    let (_, t) = app
-        .secret_token(
-            &app.profile.client_id.to_string(),
-            &app.profile.client_secret,
-            &format!("{url}/.default"),
-        )
-        .await;
-    let token = t["access_token"].as_str().unwrap().to_string();
+    let (_, api, token) = app.environment("dev").await;
     let call = |method: Method, path: String, body: Option<Value>| {
         let (http, token, api) = (app.http.clone(), token.clone(), api.clone());
         async move {
