@@ -80,8 +80,11 @@ pub struct SystemUserAccess {
     pub disabled: bool,
     pub application_id: Option<Uuid>,
     pub role_count: usize,
-    /// Every (privilege, depth) granted by each of the user's roles; the domain takes the union.
+    /// Every (privilege, depth) granted by each of the user's roles and their teams' roles; the
+    /// domain takes the union.
     pub privileges: Vec<Privilege>,
+    /// The teams the user is a member of.
+    pub teams: Vec<Uuid>,
 }
 
 /// What to list: the scope comes from authorization, the rest from the request's query options.
@@ -245,7 +248,8 @@ impl EnvironmentStore for SqlStore {
         let privileges = self
             .db
             .fetch(
-                "SELECT p.privilege, p.depth FROM dv_user_roles u JOIN dv_role_privileges p ON p.environment_id = u.environment_id AND p.role_id = u.role_id WHERE u.environment_id = $1 AND u.systemuser_id = $2",
+                "SELECT p.privilege, p.depth FROM dv_user_roles u JOIN dv_role_privileges p ON p.environment_id = u.environment_id AND p.role_id = u.role_id WHERE u.environment_id = $1 AND u.systemuser_id = $2 \
+                 UNION ALL SELECT p.privilege, p.depth FROM dv_team_members m JOIN dv_team_roles t ON t.environment_id = m.environment_id AND t.team_id = m.team_id JOIN dv_role_privileges p ON p.environment_id = t.environment_id AND p.role_id = t.role_id WHERE m.environment_id = $1 AND m.systemuser_id = $2",
                 vec![env.id.into(), user.into()],
             )
             .await?
@@ -261,7 +265,7 @@ impl EnvironmentStore for SqlStore {
         let role_count = self
             .db
             .fetch(
-                "SELECT COUNT(*) FROM dv_user_roles WHERE environment_id = $1 AND systemuser_id = $2",
+                "SELECT (SELECT COUNT(*) FROM dv_user_roles WHERE environment_id = $1 AND systemuser_id = $2) + (SELECT COUNT(*) FROM dv_team_members m JOIN dv_team_roles t ON t.environment_id = m.environment_id AND t.team_id = m.team_id WHERE m.environment_id = $1 AND m.systemuser_id = $2)",
                 vec![env.id.into(), user.into()],
             )
             .await?
@@ -269,7 +273,18 @@ impl EnvironmentStore for SqlStore {
             .map(|r| r.int(0))
             .transpose()?
             .unwrap_or(0);
+        let teams = self
+            .db
+            .fetch(
+                "SELECT team_id FROM dv_team_members WHERE environment_id = $1 AND systemuser_id = $2 ORDER BY team_id",
+                vec![env.id.into(), user.into()],
+            )
+            .await?
+            .iter()
+            .map(|t| t.uuid(0))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some(SystemUserAccess {
+            teams,
             id: user,
             role_count: usize::try_from(role_count).unwrap_or(0),
             business_unit: r.uuid(1)?,

@@ -9,6 +9,7 @@ mod migrate;
 mod record_writes;
 mod records;
 mod security_writes;
+mod sharing;
 pub mod sql;
 pub mod testing;
 
@@ -19,6 +20,7 @@ pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUse
 pub use error::StoreError;
 pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
 pub use security_writes::SecurityStore;
+pub use sharing::{ShareChange, ShareGrant, SharingStore, TeamLink};
 
 use sql::Db;
 

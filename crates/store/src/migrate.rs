@@ -33,6 +33,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dataverse audit",
         include_str!("migrations/sqlite/0005_dataverse_audit.sql"),
     ),
+    (
+        8,
+        "dataverse teams and sharing",
+        include_str!("migrations/sqlite/0008_dataverse_teams_sharing.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -59,6 +64,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "dataverse audit",
         include_str!("migrations/postgres/0005_dataverse_audit.sql"),
+    ),
+    (
+        8,
+        "dataverse teams and sharing",
+        include_str!("migrations/postgres/0008_dataverse_teams_sharing.sql"),
     ),
 ];
 

@@ -68,15 +68,51 @@ fn id_of(r: &Record, col: &str) -> Option<Uuid> {
     }
 }
 
-/// The row must exist, be inside the scope and (when asked) be at the expected version.
-pub(crate) fn admit(
-    old: Option<Record>,
-    scope: &RowScope,
+/// Who a row is shared with, and with which rights: `(principal, access mask)`.
+pub(crate) async fn row_grants(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    id: Uuid,
+) -> Result<Vec<(Uuid, u32)>, StoreError> {
+    tx.fetch(
+        "SELECT principal_id, access_mask FROM dv_shares WHERE table_name = $1 AND object_id = $2",
+        vec![entity.sql_table(env.number).into(), id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.uuid(0)?, u32::try_from(r.int(1)?).unwrap_or(0))))
+    .collect()
+}
+
+/// The row must exist, be inside every scope (by ownership or a share) and (when asked) be at
+/// the expected version.
+pub(crate) async fn admit(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    id: Uuid,
+    scopes: &[&RowScope],
     expected_version: Option<i64>,
 ) -> Result<Record, StoreError> {
-    let old = old.ok_or(StoreError::RowMissing)?;
-    if !scope.admits(id_of(&old, "ownerid"), id_of(&old, "owningbusinessunit")) {
-        return Err(StoreError::RowOutOfScope);
+    let old = read_row(tx, env, entity, id)
+        .await?
+        .ok_or(StoreError::RowMissing)?;
+    let (owner, unit) = (id_of(&old, "ownerid"), id_of(&old, "owningbusinessunit"));
+    let mut grants = None;
+    for scope in scopes {
+        if scope.admits(owner, unit) {
+            continue;
+        }
+        if scope.shared().is_none() {
+            return Err(StoreError::RowOutOfScope);
+        }
+        if grants.is_none() {
+            grants = Some(row_grants(tx, env, entity, id).await?);
+        }
+        if !scope.admits_row(owner, unit, grants.as_deref().unwrap_or_default()) {
+            return Err(StoreError::RowOutOfScope);
+        }
     }
     if let Some(v) = expected_version
         && old.fields.get("versionnumber") != Some(&FieldValue::Int(v))
@@ -180,6 +216,18 @@ pub(crate) async fn delete_row(
     .map(|_| ())
 }
 
+/// A row split into its ownership columns and the rest, for auditing an assignment apart.
+fn split_owner(r: &Record) -> (Record, Record) {
+    let mut owner = Record::new(&r.entity);
+    let mut rest = r.clone();
+    for col in ["ownerid", "owningbusinessunit"] {
+        if let Some(v) = rest.fields.remove(col) {
+            owner.fields.insert(col.to_string(), v);
+        }
+    }
+    (owner, rest)
+}
+
 pub(crate) fn audit_for(
     action: AuditAction,
     entity: &EntityDef,
@@ -214,6 +262,8 @@ pub enum RecordOp<'a> {
         set: Record,
         expected_version: Option<i64>,
         scope: RowScope,
+        /// When `set` changes the owner: the Assign privilege's scope, which the row must also be in.
+        assign: Option<RowScope>,
     },
     Delete {
         entity: &'a EntityDef,
@@ -245,12 +295,10 @@ async fn run_op(
             set,
             expected_version,
             scope,
+            assign,
         } => {
-            let old = admit(
-                read_row(tx, env, entity, *id).await?,
-                scope,
-                *expected_version,
-            )?;
+            let scopes: Vec<&RowScope> = std::iter::once(scope).chain(assign.as_ref()).collect();
+            let old = admit(tx, env, entity, *id, &scopes, *expected_version).await?;
             let version = match old.fields.get("versionnumber") {
                 Some(FieldValue::Int(v)) => *v,
                 _ => 0,
@@ -262,14 +310,30 @@ async fn run_op(
             let new = read_row(tx, env, entity, *id)
                 .await?
                 .ok_or(StoreError::RowMissing)?;
+            // A change of owner is its own audit row (Assign); the other columns are an Update.
+            let (owner_old, rest_old) = split_owner(&old);
+            let (owner_new, rest_new) = split_owner(&new);
+            if owner_old != owner_new
+                && let Some(e) = audit_for(
+                    AuditAction::Assign,
+                    entity,
+                    *id,
+                    Some(&owner_old),
+                    Some(&owner_new),
+                    ctx,
+                )
+            {
+                append_audit(tx, env, &e).await?;
+            }
             if let Some(e) = audit_for(
                 AuditAction::Update,
                 entity,
                 *id,
-                Some(&old),
-                Some(&new),
+                Some(&rest_old),
+                Some(&rest_new),
                 ctx,
-            ) {
+            ) && (owner_old == owner_new || !e.attribute_mask.is_empty())
+            {
                 append_audit(tx, env, &e).await?;
             }
             Ok(Some(new))
@@ -280,12 +344,14 @@ async fn run_op(
             expected_version,
             scope,
         } => {
-            let old = admit(
-                read_row(tx, env, entity, *id).await?,
-                scope,
-                *expected_version,
-            )?;
+            let old = admit(tx, env, entity, *id, &[scope], *expected_version).await?;
             delete_row(tx, env, entity, *id).await?;
+            // A deleted row's shares go with it.
+            tx.execute(
+                "DELETE FROM dv_shares WHERE table_name = $1 AND object_id = $2",
+                vec![entity.sql_table(env.number).into(), (*id).into()],
+            )
+            .await?;
             if let Some(e) = audit_for(AuditAction::Delete, entity, *id, Some(&old), None, ctx) {
                 append_audit(tx, env, &e).await?;
             }
@@ -454,6 +520,7 @@ impl RecordStore for crate::SqlStore {
             set: set.clone(),
             expected_version,
             scope: scope.clone(),
+            assign: None,
         };
         let mut out = self
             .record_changeset(env, std::slice::from_ref(&op), ctx)

@@ -459,6 +459,7 @@ async fn story(store: Arc<SqlStore>) {
     let stranger_scope = RowScope::Owned {
         owners: vec![Uuid::new_v4()],
         business_units: vec![],
+        shared: None,
     };
     let set = Record::new("account").with("name", F::Text("Contoso Ltd".into()));
     assert_eq!(

@@ -17,7 +17,15 @@ pub enum AuditAction {
     Update = 2,
     Delete = 3,
     Assign = 13,
+    Share = 14,
+    AddMember = 31,
+    RemoveMember = 32,
+    ModifyShare = 48,
+    Unshare = 49,
+    AssignRoleToTeam = 53,
+    RemoveRoleFromTeam = 54,
     AssignRoleToUser = 55,
+    RemoveRoleFromUser = 56,
 }
 
 impl AuditAction {
@@ -26,7 +34,8 @@ impl AuditAction {
         match self {
             Self::Create => 1,
             Self::Delete => 3,
-            Self::Update | Self::Assign | Self::AssignRoleToUser => 2,
+            Self::Share | Self::ModifyShare | Self::Unshare => 4,
+            _ => 2,
         }
     }
 }
@@ -108,7 +117,9 @@ pub fn entry(
         }
         let (before, after) = (o.get(name), n.get(name));
         let changed = match action {
-            AuditAction::Update | AuditAction::Assign => after.is_some() && before != after,
+            AuditAction::Update | AuditAction::Assign | AuditAction::ModifyShare => {
+                after.is_some() && before != after
+            }
             _ => true,
         };
         if !changed {

@@ -1,23 +1,35 @@
-//! Who may touch which rows: the union of a user's roles gives each privilege its deepest
-//! depth, and a depth turns into a rule on the row's owner and owning business unit — checked
-//! here for one row, and handed to the store as a row scope for queries.
+//! Who may touch which rows: the union of a user's roles (their own and their teams') gives each
+//! privilege its deepest depth, and a depth turns into a rule on the row's owner and owning
+//! business unit, widened by the rows shared with the user or their teams — checked here for one
+//! row, and handed to the store as a row scope for queries.
 
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
 use super::metadata::Ownership;
-use super::security::{Depth, Privilege};
+use super::security::{Access, Depth, Privilege};
 
 /// The caller as authorization sees them.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: Uuid,
     pub business_unit: Uuid,
+    /// Every privilege of the user's roles and of their teams' roles.
     pub privileges: Vec<Privilege>,
+    /// The teams the user belongs to: rows a team owns count as the user's own, and rows shared
+    /// with a team are shared with its members.
+    pub teams: Vec<Uuid>,
 }
 
 impl Principal {
+    /// The user and their teams: whose ownership and shares the user enjoys.
+    pub fn identities(&self) -> Vec<Uuid> {
+        std::iter::once(self.user_id)
+            .chain(self.teams.iter().copied())
+            .collect()
+    }
+
     /// The deepest grant of `privilege` among all the user's roles.
     pub fn depth(&self, privilege: &str) -> Depth {
         self.privileges
@@ -86,11 +98,19 @@ impl BusinessUnits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowScope {
     All,
-    /// Rows owned by one of `owners`, or owned within one of `business_units`.
+    /// Rows owned by one of `owners`, or owned within one of `business_units`, or shared.
     Owned {
         owners: Vec<Uuid>,
         business_units: Vec<Uuid>,
+        shared: Option<Shared>,
     },
+}
+
+/// Rows shared with one of `principals` with the access right `right` (an `AccessRights` flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared {
+    pub principals: Vec<Uuid>,
+    pub right: u32,
 }
 
 /// The rows `privilege` lets the principal reach in a table, or the refusal naming it.
@@ -107,32 +127,38 @@ pub fn scope(
         role_count,
     };
     let depth = principal.depth(privilege);
+    // A share widens what the privilege reaches; it never stands in for the privilege itself.
+    let shared = Access::of_privilege(privilege)
+        .filter(|a| *a != Access::Create)
+        .map(|a| Shared {
+            principals: principal.identities(),
+            right: a.right(),
+        });
+    let owned = |business_units| RowScope::Owned {
+        owners: principal.identities(),
+        business_units,
+        shared: shared.clone(),
+    };
     match (ownership, depth) {
         (_, Depth::None) => Err(deny()),
         (Ownership::OrganizationOwned, _) | (_, Depth::Organization) => Ok(RowScope::All),
-        (Ownership::UserOwned, Depth::User) => Ok(RowScope::Owned {
-            owners: vec![principal.user_id],
-            business_units: vec![],
-        }),
-        (Ownership::UserOwned, Depth::BusinessUnit) => Ok(RowScope::Owned {
-            owners: vec![principal.user_id],
-            business_units: vec![principal.business_unit],
-        }),
-        (Ownership::UserOwned, Depth::ParentChild) => Ok(RowScope::Owned {
-            owners: vec![principal.user_id],
-            business_units: units.subtree(principal.business_unit),
-        }),
+        (Ownership::UserOwned, Depth::User) => Ok(owned(vec![])),
+        (Ownership::UserOwned, Depth::BusinessUnit) => Ok(owned(vec![principal.business_unit])),
+        (Ownership::UserOwned, Depth::ParentChild) => {
+            Ok(owned(units.subtree(principal.business_unit)))
+        }
     }
 }
 
 impl RowScope {
-    /// Does a row with this owner and owning unit fall inside?
+    /// Does a row with this owner and owning unit fall inside by ownership alone?
     pub fn admits(&self, owner: Option<Uuid>, owning_unit: Option<Uuid>) -> bool {
         match self {
             Self::All => true,
             Self::Owned {
                 owners,
                 business_units,
+                ..
             } => {
                 owner.is_some_and(|o| owners.contains(&o))
                     || owning_unit.is_some_and(|u| business_units.contains(&u))
@@ -141,31 +167,59 @@ impl RowScope {
     }
 }
 
-/// Check one row: the privilege's scope must admit it.
-pub fn check_row(
-    principal: &Principal,
-    units: &BusinessUnits,
-    privilege: &str,
-    ownership: Ownership,
-    role_count: usize,
-    owner: Option<Uuid>,
-    owning_unit: Option<Uuid>,
-) -> Result<(), Denied> {
-    let s = scope(principal, units, privilege, ownership, role_count)?;
-    if s.admits(owner, owning_unit) {
-        Ok(())
-    } else {
-        Err(Denied {
-            user_id: principal.user_id,
-            privilege: privilege.to_string(),
-            role_count,
-        })
+impl RowScope {
+    /// The shares that would let a row in that ownership does not, if any count.
+    pub fn shared(&self) -> Option<&Shared> {
+        match self {
+            Self::All => None,
+            Self::Owned { shared, .. } => shared.as_ref(),
+        }
+    }
+
+    /// Does a row fall inside, given its owner, owning unit and its share grants
+    /// (`(principal, access mask)`)?
+    pub fn admits_row(
+        &self,
+        owner: Option<Uuid>,
+        owning_unit: Option<Uuid>,
+        grants: &[(Uuid, u32)],
+    ) -> bool {
+        self.admits(owner, owning_unit)
+            || self.shared().is_some_and(|s| {
+                grants
+                    .iter()
+                    .any(|(p, mask)| mask & s.right != 0 && s.principals.contains(p))
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Check one row: the privilege's scope must admit it.
+    #[allow(clippy::too_many_arguments)]
+    fn check_row(
+        principal: &Principal,
+        units: &BusinessUnits,
+        privilege: &str,
+        ownership: Ownership,
+        role_count: usize,
+        owner: Option<Uuid>,
+        owning_unit: Option<Uuid>,
+        grants: &[(Uuid, u32)],
+    ) -> Result<(), Denied> {
+        let s = scope(principal, units, privilege, ownership, role_count)?;
+        if s.admits_row(owner, owning_unit, grants) {
+            Ok(())
+        } else {
+            Err(Denied {
+                user_id: principal.user_id,
+                privilege: privilege.to_string(),
+                role_count,
+            })
+        }
+    }
 
     fn tree() -> (BusinessUnits, [Uuid; 4]) {
         let (root, a, a1, b) = (
@@ -193,6 +247,7 @@ mod tests {
                 name: "prvReadaccount".into(),
                 depth,
             }],
+            teams: vec![],
         }
     }
 
@@ -209,6 +264,7 @@ mod tests {
                 1,
                 Some(owner),
                 Some(unit),
+                &[],
             )
             .is_ok()
         };
@@ -239,6 +295,7 @@ mod tests {
             1,
             None,
             None,
+            &[],
         )
         .unwrap_err();
         assert!(
@@ -262,9 +319,62 @@ mod tests {
                     depth: Depth::ParentChild,
                 },
             ],
+            teams: vec![],
         };
         assert_eq!(p.depth("prvReadaccount"), Depth::ParentChild);
         assert_eq!(p.depth("prvWriteaccount"), Depth::None);
+    }
+
+    #[test]
+    fn teams_own_for_their_members_and_shares_widen_but_never_replace_a_privilege() {
+        let (units, [_, a, _, b]) = tree();
+        let team = Uuid::new_v4();
+        let mut user = who(a, Depth::User);
+        user.teams = vec![team];
+        let stranger = Uuid::new_v4();
+        let read = |p: &Principal, owner: Uuid, grants: &[(Uuid, u32)]| {
+            check_row(
+                p,
+                &units,
+                "prvReadaccount",
+                Ownership::UserOwned,
+                1,
+                Some(owner),
+                Some(b),
+                grants,
+            )
+            .is_ok()
+        };
+        assert!(read(&user, team, &[]), "a row of the user's team is theirs");
+        assert!(!read(&user, stranger, &[]));
+        assert!(
+            read(&user, stranger, &[(user.user_id, 1)]),
+            "shared to read"
+        );
+        assert!(
+            read(&user, stranger, &[(team, 3)]),
+            "shared with their team"
+        );
+        assert!(
+            !read(&user, stranger, &[(user.user_id, 2)]),
+            "shared to write only"
+        );
+        assert!(!read(&user, stranger, &[(Uuid::new_v4(), 1)]));
+        let none = who(a, Depth::None);
+        assert!(
+            !read(&none, stranger, &[(none.user_id, 1)]),
+            "a share needs the privilege"
+        );
+        let s = scope(&user, &units, "prvWriteaccount", Ownership::UserOwned, 1);
+        assert!(s.is_err(), "no Write privilege at all");
+        let s = scope(&user, &units, "prvReadaccount", Ownership::UserOwned, 1).unwrap();
+        assert_eq!(
+            s.shared(),
+            Some(&Shared {
+                principals: vec![user.user_id, team],
+                right: 1
+            })
+        );
     }
 
     #[test]

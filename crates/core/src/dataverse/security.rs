@@ -83,6 +83,114 @@ impl Access {
     pub fn privilege(self, entity: &str) -> String {
         format!("prv{}{entity}", self.verb())
     }
+
+    /// The access a table privilege's name grants (`prvAppendToaccount` → AppendTo).
+    pub fn of_privilege(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("prv")?;
+        // AppendTo before Append: the longer verb wins.
+        [
+            Self::AppendTo,
+            Self::Append,
+            Self::Create,
+            Self::Read,
+            Self::Write,
+            Self::Delete,
+            Self::Assign,
+            Self::Share,
+        ]
+        .into_iter()
+        .find(|a| rest.starts_with(a.verb()) && rest.len() > a.verb().len())
+    }
+
+    /// Dataverse's `AccessRights` flag, the unit of sharing masks.
+    pub fn right(self) -> u32 {
+        match self {
+            Self::Read => 1,
+            Self::Write => 2,
+            Self::Append => 4,
+            Self::AppendTo => 16,
+            Self::Create => 32,
+            Self::Delete => 65536,
+            Self::Share => 262144,
+            Self::Assign => 524288,
+        }
+    }
+
+    /// `ReadAccess`, as `AccessRights` names it.
+    pub fn right_name(self) -> &'static str {
+        match self {
+            Self::Read => "ReadAccess",
+            Self::Write => "WriteAccess",
+            Self::Append => "AppendAccess",
+            Self::AppendTo => "AppendToAccess",
+            Self::Create => "CreateAccess",
+            Self::Delete => "DeleteAccess",
+            Self::Share => "ShareAccess",
+            Self::Assign => "AssignAccess",
+        }
+    }
+}
+
+/// The rights a record can be shared with (creating is not about an existing record).
+pub const SHAREABLE: [Access; 7] = [
+    Access::Read,
+    Access::Write,
+    Access::Append,
+    Access::AppendTo,
+    Access::Delete,
+    Access::Share,
+    Access::Assign,
+];
+
+/// Parse an `AccessMask` as clients send it: `"ReadAccess, WriteAccess"` (names joined by commas
+/// or spaces), or the number. The error names what is wrong.
+pub fn parse_access_mask(text: &str) -> Result<u32, String> {
+    if let Ok(n) = text.trim().parse::<u32>() {
+        let all: u32 = SHAREABLE.iter().map(|a| a.right()).sum();
+        return if n != 0 && n & !all == 0 {
+            Ok(n)
+        } else {
+            Err(format!(
+                "The access mask {n} is not a combination of shareable rights."
+            ))
+        };
+    }
+    let mut mask = 0;
+    for word in text.split([',', ' ', '|']).filter(|w| !w.is_empty()) {
+        if word == "None" {
+            continue;
+        }
+        let a = SHAREABLE
+            .iter()
+            .find(|a| a.right_name() == word)
+            .ok_or_else(|| {
+                format!(
+                    "'{word}' is not an access right that can be shared (use {}).",
+                    SHAREABLE.map(|a| a.right_name()).join(", ")
+                )
+            })?;
+        mask |= a.right();
+    }
+    if mask == 0 {
+        return Err(
+            "The access mask grants nothing: name at least one right, such as ReadAccess.".into(),
+        );
+    }
+    Ok(mask)
+}
+
+/// `"ReadAccess, WriteAccess"` for a mask, as Dataverse writes it back.
+pub fn access_mask_names(mask: u32) -> String {
+    let names: Vec<&str> = SHAREABLE
+        .iter()
+        .filter(|a| mask & a.right() != 0)
+        .map(|a| a.right_name())
+        .collect();
+    if names.is_empty() {
+        "None".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Privileges that are not about one table.
@@ -234,6 +342,32 @@ mod tests {
     fn privilege_names_follow_dataverse() {
         assert_eq!(Access::Read.privilege("account"), "prvReadaccount");
         assert_eq!(Access::AppendTo.privilege("contact"), "prvAppendTocontact");
+        for a in ALL_ACCESS {
+            assert_eq!(Access::of_privilege(&a.privilege("appendix")), Some(a));
+        }
+        assert_eq!(Access::of_privilege("prvActOnBehalfOfAnotherUser"), None);
+        assert_eq!(Access::of_privilege("prvRead"), None);
+    }
+
+    #[test]
+    fn access_masks_read_and_write_as_dataverse_spells_them() {
+        assert_eq!(parse_access_mask("ReadAccess, WriteAccess"), Ok(3));
+        assert_eq!(
+            parse_access_mask("ReadAccess WriteAccess ShareAccess"),
+            Ok(262147)
+        );
+        assert_eq!(parse_access_mask("524288"), Ok(524288));
+        assert!(
+            parse_access_mask("CreateAccess")
+                .unwrap_err()
+                .contains("CreateAccess")
+        );
+        assert!(parse_access_mask("None").is_err());
+        assert!(parse_access_mask("32").is_err());
+        assert_eq!(
+            access_mask_names(65539),
+            "ReadAccess, WriteAccess, DeleteAccess"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod ops;
 pub mod webapi;
 pub mod webapi_batch;
+pub mod webapi_sharing;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 type WebResult = Result<Response, DataverseWireError>;
 
-fn odata(mut resp: Response) -> Response {
+pub(crate) fn odata(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert("OData-Version", HeaderValue::from_static("4.0"));
     h.insert(
@@ -166,6 +166,11 @@ pub(crate) async fn handle(
     }
     if path == "RetrieveAvailableLanguages" || path == "RetrieveAvailableLanguages()" {
         return Ok(odata(Json(json!({"@odata.context": format!("{base}/$metadata#Microsoft.Dynamics.CRM.RetrieveAvailableLanguagesResponse"), "LocaleIds": [1033]})).into_response()));
+    }
+    if let Some(out) =
+        super::webapi_sharing::route(&state, c, &base, &method, path, query.as_deref(), &body).await
+    {
+        return out.map_err(fail);
     }
     if path == "audits" || path.starts_with("RetrieveRecordChangeHistory(") {
         if method != Method::GET {
@@ -596,7 +601,7 @@ fn entity_definitions(
     }
 }
 
-fn json_body(body: &[u8]) -> Result<Value, ServiceError> {
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, ServiceError> {
     serde_json::from_slice(body).map_err(|e| {
         DataverseError::Syntax(format!("The request body is not valid JSON: {e}.")).into()
     })

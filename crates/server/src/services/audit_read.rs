@@ -85,6 +85,44 @@ pub async fn list(
     Ok(rows.iter().map(audit_json).collect())
 }
 
+/// The row a function's parameter alias names: `?@target={'@odata.id':'accounts(<id>)'}`.
+pub fn row_alias<'a>(
+    c: &'a WebApiCaller,
+    options: &QueryOptions,
+    function: &str,
+    alias: &str,
+) -> Result<(&'a keyway_core::dataverse::metadata::EntityDef, Uuid)> {
+    let target = options
+        .params
+        .iter()
+        .find(|(k, _)| k == alias)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            DataverseError::Syntax(format!(
+                "{function} needs {alias}={{'@odata.id':'<set>(<id>)'}}."
+            ))
+        })?;
+    let odata_id = target
+        .split("@odata.id")
+        .nth(1)
+        .and_then(|rest| rest.split(['\'', '"']).nth(2))
+        .ok_or_else(|| {
+            DataverseError::Syntax(format!("{alias} '{target}' does not name a row."))
+        })?;
+    let (set, key) = odata_id
+        .trim_start_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split_once('(')
+        .ok_or_else(|| DataverseError::Syntax(format!("'{odata_id}' is not <set>(<id>).")))?;
+    let entity = webapi::entity_by_set(c, set)?;
+    let id = Uuid::parse_str(key.trim_end_matches(')')).map_err(|_| {
+        ServiceError::from(DataverseError::Syntax(format!("'{key}' is not an id.")))
+    })?;
+    Ok((entity, id))
+}
+
 /// `RetrieveRecordChangeHistory(Target=@target)?@target={'@odata.id':'accounts(<id>)'}`.
 pub async fn record_change_history(
     state: &AppState,
@@ -92,31 +130,7 @@ pub async fn record_change_history(
     options: &QueryOptions,
 ) -> Result<Value> {
     require(c, security::READ_RECORD_AUDIT_HISTORY)?;
-    let target = options
-        .params
-        .iter()
-        .find(|(k, _)| k == "@target")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| {
-            DataverseError::Syntax(
-                "RetrieveRecordChangeHistory needs @target={'@odata.id':'<set>(<id>)'}.".into(),
-            )
-        })?;
-    let odata_id = target
-        .split("@odata.id")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').nth(2))
-        .ok_or_else(|| {
-            DataverseError::Syntax(format!("@target '{target}' does not name a row."))
-        })?;
-    let (set, key) = odata_id
-        .trim_start_matches('/')
-        .split_once('(')
-        .ok_or_else(|| DataverseError::Syntax(format!("'{odata_id}' is not <set>(<id>).")))?;
-    let entity = webapi::entity_by_set(c, set)?;
-    let id = Uuid::parse_str(key.trim_end_matches(')')).map_err(|_| {
-        ServiceError::from(DataverseError::Syntax(format!("'{key}' is not an id.")))
-    })?;
+    let (entity, id) = row_alias(c, options, "RetrieveRecordChangeHistory", "@target")?;
     // The row must be one the caller may read (a deleted row's history is read by admins only).
     if state.store.record_get(&c.env, entity, id).await?.is_some() {
         webapi::retrieve(state, c, entity, id).await?;

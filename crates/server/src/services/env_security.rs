@@ -57,6 +57,7 @@ async fn as_system_user(state: &AppState, caller: &Caller, env_id: Uuid) -> Resu
             user_id: user.id,
             business_unit: user.business_unit,
             privileges: user.privileges,
+            teams: user.teams,
         },
     })
 }

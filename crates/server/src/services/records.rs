@@ -132,15 +132,21 @@ pub fn fields_from_json(
                 .attribute(col)
                 .filter(|a| a.kind.is_lookup())
                 .ok_or_else(|| no_such_property(entity, nav))?;
-            if a.system || a.kind == AttributeType::Owner {
-                return Err(DataverseError::Unsupported(format!(
-                    "Setting '{col}' is not supported yet."
-                ))
-                .into());
+            if a.system {
+                return Err(syntax(format!(
+                    "'{col}' is set by the system and cannot be written."
+                )));
+            }
+            if a.kind == AttributeType::Owner && v.is_null() {
+                return Err(syntax(format!(
+                    "'{col}' cannot be empty: every row has an owner."
+                )));
             }
             let targets: Vec<&str> = match (a.kind, only) {
                 (AttributeType::Customer, Some(t)) => vec![t],
                 (AttributeType::Customer, None) => vec!["account", "contact"],
+                // A row is owned by a user or a team (assigning it is setting this).
+                (AttributeType::Owner, _) => vec!["systemuser", "team"],
                 _ => a.target.as_deref().into_iter().collect(),
             };
             let id = if v.is_null() {
@@ -255,6 +261,41 @@ fn audit_ctx(state: &AppState, caller: &WebApiCaller) -> AuditContext {
     }
 }
 
+/// When `set` names a new owner (`ownerid@odata.bind`): the owner must be an enabled user or a
+/// team of this environment, the row moves to the owner's business unit, and the caller needs the
+/// Assign privilege — returned as the scope the row must be in.
+async fn prepare_owner(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    set: &mut Record,
+) -> Result<Option<RowScope>> {
+    let Some(FieldValue::Id(owner)) = set.fields.get("ownerid").cloned() else {
+        return Ok(None);
+    };
+    use super::sharing::{PrincipalRef, principal_unit};
+    let unit = match principal_unit(state, caller, PrincipalRef::User(owner)).await {
+        Err(ServiceError::Dataverse(DataverseError::RecordNotFound { .. })) => {
+            principal_unit(state, caller, PrincipalRef::Team(owner))
+                .await
+                .map_err(|e| match e {
+                    ServiceError::Dataverse(DataverseError::RecordNotFound { .. }) => {
+                        syntax(format!(
+                            "The owner {owner} is neither a user nor a team of this environment."
+                        ))
+                    }
+                    other => other,
+                })?
+        }
+        other => other?,
+    };
+    set.fields
+        .insert("owningbusinessunit".into(), FieldValue::Id(unit));
+    Ok(Some(
+        scope_for(state, caller, Access::Assign, entity).await?,
+    ))
+}
+
 /// Create a row owned by the caller; returns its id.
 pub async fn create(
     state: &AppState,
@@ -295,17 +336,21 @@ fn stamp_new(
     let now = state.clock.now();
     let id = record.id(&entity.primary_id).unwrap_or_else(Uuid::new_v4);
     let has_state = record.fields.contains_key("statecode");
+    let has_owner = record.fields.contains_key("ownerid");
     let mut set = |col: &str, v: FieldValue| {
         if entity.attribute(col).is_some() {
             record.fields.insert(col.to_string(), v);
         }
     };
     set(&entity.primary_id, FieldValue::Id(id));
-    set("ownerid", FieldValue::Id(me));
-    set(
-        "owningbusinessunit",
-        FieldValue::Id(caller.principal.business_unit),
-    );
+    // A row created for another owner (ownerid@odata.bind) already has its owner and unit.
+    if !has_owner {
+        set("ownerid", FieldValue::Id(me));
+        set(
+            "owningbusinessunit",
+            FieldValue::Id(caller.principal.business_unit),
+        );
+    }
     set("createdby", FieldValue::Id(me));
     set("modifiedby", FieldValue::Id(me));
     if let Some(real) = caller.on_behalf_of {
@@ -341,7 +386,12 @@ pub async fn create_many(
     records: Vec<Record>,
 ) -> Result<Vec<Uuid>> {
     check_create(state, caller, entity).await?;
-    let (ids, rows): (Vec<Uuid>, Vec<Record>) = records
+    let mut owned = Vec::with_capacity(records.len());
+    for mut r in records {
+        prepare_owner(state, caller, entity, &mut r).await?;
+        owned.push(r);
+    }
+    let (ids, rows): (Vec<Uuid>, Vec<Record>) = owned
         .into_iter()
         .map(|r| stamp_new(state, caller, entity, r))
         .unzip();
@@ -368,6 +418,8 @@ pub async fn prepare_create<'a>(
     record: Record,
 ) -> Result<Prepared<'a>> {
     check_create(state, caller, entity).await?;
+    let mut record = record;
+    prepare_owner(state, caller, entity, &mut record).await?;
     let (id, record) = stamp_new(state, caller, entity, record);
     Ok(Prepared {
         op: keyway_store::RecordOp::Create { entity, record },
@@ -384,17 +436,32 @@ pub async fn prepare_update<'a>(
     mut set: Record,
     expected_version: Option<i64>,
 ) -> Result<Prepared<'a>> {
-    let scope = scope_for(state, caller, Access::Write, entity).await?;
+    let assign = prepare_owner(state, caller, entity, &mut set).await?;
+    // Setting only the owner is an Assign, which Dataverse checks without Write.
+    let only_owner = set
+        .fields
+        .keys()
+        .all(|k| k == "ownerid" || k == "owningbusinessunit");
+    let scope = if assign.is_some() && only_owner {
+        RowScope::All
+    } else {
+        scope_for(state, caller, Access::Write, entity).await?
+    };
     stamp_modified(state, caller, entity, &mut set);
     Ok(Prepared {
+        access: if assign.is_some() && only_owner {
+            Access::Assign
+        } else {
+            Access::Write
+        },
         op: keyway_store::RecordOp::Update {
             entity,
             id,
             set,
             expected_version,
             scope,
+            assign,
         },
-        access: Access::Write,
         id,
     })
 }
@@ -448,24 +515,52 @@ pub async fn update(
     caller: &WebApiCaller,
     entity: &EntityDef,
     id: Uuid,
-    mut set: Record,
+    set: Record,
     expected_version: Option<i64>,
 ) -> Result<Record> {
-    let scope = scope_for(state, caller, Access::Write, entity).await?;
-    stamp_modified(state, caller, entity, &mut set);
-    state
+    let p = prepare_update(state, caller, entity, id, set, expected_version).await?;
+    let access = p.access;
+    let write_scope = match &p.op {
+        keyway_store::RecordOp::Update {
+            scope,
+            assign: Some(_),
+            ..
+        } if access == Access::Write => Some(scope.clone()),
+        _ => None,
+    };
+    let result = state
         .store
-        .record_update(
-            &caller.env,
-            entity,
-            id,
-            &set,
-            expected_version,
-            &scope,
-            &audit_ctx(state, caller),
-        )
-        .await
-        .map_err(|e| map_write(e, caller, Access::Write, entity, id))
+        .record_changeset(&caller.env, &[p.op], &audit_ctx(state, caller))
+        .await;
+    let mut out = match result {
+        Ok(out) => out,
+        // Both Write and Assign were needed: name the one whose scope leaves the row out.
+        Err((_, StoreError::RowOutOfScope)) if write_scope.is_some() => {
+            let lacking = match (
+                write_scope,
+                state.store.record_get(&caller.env, entity, id).await?,
+            ) {
+                (Some(w), Some(row)) => {
+                    let grants = super::sharing::grants(state, caller, entity, id).await?;
+                    let of = |c: &str| match row.fields.get(c) {
+                        Some(FieldValue::Id(u)) => Some(*u),
+                        _ => None,
+                    };
+                    if w.admits_row(of("ownerid"), of("owningbusinessunit"), &grants) {
+                        Access::Assign
+                    } else {
+                        Access::Write
+                    }
+                }
+                _ => Access::Write,
+            };
+            return Err(denied(caller, lacking, entity));
+        }
+        Err((_, e)) => return Err(map_write(e, caller, access, entity, id)),
+    };
+    out.pop()
+        .flatten()
+        .ok_or_else(|| ServiceError::Internal("an update returned no row".into()))
 }
 
 pub async fn delete(

@@ -96,6 +96,7 @@ pub async fn authenticate(
         user_id: user.id,
         business_unit: user.business_unit,
         privileges: user.privileges,
+        teams: user.teams,
     };
     let Some(target) = impersonate else {
         return Ok(WebApiCaller {
@@ -150,6 +151,7 @@ pub async fn authenticate(
             user_id: other.id,
             business_unit: other.business_unit,
             privileges,
+            teams: other.teams,
         },
         on_behalf_of: Some(caller.user_id),
     })
@@ -208,16 +210,32 @@ pub async fn retrieve(
             .iter()
             .copied(),
     );
-    authz::check_row(
+    let (owner, unit) = (
+        as_id(record.fields.get("ownerid")),
+        as_id(record.fields.get("owningbusinessunit")),
+    );
+    let scope = authz::scope(
         &caller.principal,
         &units,
         &Access::Read.privilege(&entity.logical_name),
         entity.ownership,
         caller.role_count,
-        as_id(record.fields.get("ownerid")),
-        as_id(record.fields.get("owningbusinessunit")),
     )
     .map_err(|d| DataverseError::MissingPrivilege(d.message()))?;
+    // Shares are looked up only when ownership alone does not admit the row.
+    let grants = if scope.admits(owner, unit) || scope.shared().is_none() {
+        Vec::new()
+    } else {
+        super::sharing::grants(state, caller, entity, id).await?
+    };
+    if !scope.admits_row(owner, unit, &grants) {
+        let d = authz::Denied {
+            user_id: caller.principal.user_id,
+            privilege: Access::Read.privilege(&entity.logical_name),
+            role_count: caller.role_count,
+        };
+        return Err(DataverseError::MissingPrivilege(d.message()).into());
+    }
     Ok(record)
 }
 

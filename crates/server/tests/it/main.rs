@@ -11,5 +11,6 @@ mod nodes;
 mod ops;
 mod records;
 mod security;
+mod sharing;
 mod tokens;
 mod webapi;

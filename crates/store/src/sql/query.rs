@@ -224,12 +224,13 @@ impl<'a> Builder<'a> {
         Ok(format!("{col} {} {value}", sql_op(op)))
     }
 
-    fn scope(&mut self, scope: &RowScope) -> Option<String> {
+    fn scope(&mut self, scope: &RowScope, table: &str) -> Option<String> {
         match scope {
             RowScope::All => None,
             RowScope::Owned {
                 owners,
                 business_units,
+                shared,
             } => {
                 let mut parts = Vec::new();
                 if !owners.is_empty() {
@@ -244,6 +245,22 @@ impl<'a> Builder<'a> {
                     parts.push(format!(
                         "{} IN ({})",
                         ident("owningbusinessunit"),
+                        p.join(", ")
+                    ));
+                }
+                if let Some(sh) = shared.as_ref().filter(|s| !s.principals.is_empty()) {
+                    // Rows shared with the caller or a team of theirs, found through the share
+                    // table's (table, principal, object) index.
+                    let t = self.bind(Value::Text(Some(table.to_string())));
+                    let p: Vec<String> = sh
+                        .principals
+                        .iter()
+                        .map(|u| self.bind((*u).into()))
+                        .collect();
+                    let right = self.bind(Value::Int(Some(i64::from(sh.right))));
+                    parts.push(format!(
+                        "{} IN (SELECT object_id FROM dv_shares WHERE table_name = {t} AND principal_id IN ({}) AND (access_mask & {right}) <> 0)",
+                        ident(&self.entity.primary_id),
                         p.join(", ")
                     ));
                 }
@@ -272,7 +289,7 @@ pub fn compile(
         args: Vec::new(),
     };
     let mut conditions = Vec::new();
-    if let Some(s) = b.scope(q.scope) {
+    if let Some(s) = b.scope(q.scope, &q.entity.sql_table(q.env_number)) {
         conditions.push(s);
     }
     if let Some(f) = q.filter {
@@ -385,6 +402,7 @@ mod tests {
         let scope = RowScope::Owned {
             owners: vec![u],
             business_units: vec![bu],
+            shared: None,
         };
         let (s, args) = sql("name eq 'a'", &scope).unwrap();
         assert!(
@@ -394,6 +412,26 @@ mod tests {
             "{s}"
         );
         assert_eq!(args[0], u.into());
+    }
+
+    #[test]
+    fn shared_rows_join_the_scope_through_the_share_table() {
+        let (u, team) = (Uuid::new_v4(), Uuid::new_v4());
+        let scope = RowScope::Owned {
+            owners: vec![u, team],
+            business_units: vec![],
+            shared: Some(keyway_core::dataverse::authz::Shared {
+                principals: vec![u, team],
+                right: 2,
+            }),
+        };
+        let (s, args) = sql("name eq 'a'", &scope).unwrap();
+        assert!(
+            s.contains(r#"WHERE ("ownerid" IN ($1, $2) OR "accountid" IN (SELECT object_id FROM dv_shares WHERE table_name = $3 AND principal_id IN ($4, $5) AND (access_mask & $6) <> 0)) AND "name" = $7"#),
+            "{s}"
+        );
+        assert_eq!(args[2], Value::Text(Some("dv7_account".into())));
+        assert_eq!(args[5], Value::Int(Some(2)));
     }
 
     #[test]
