@@ -2,6 +2,7 @@
 //! No I/O and no async here: the server and the store build on these types.
 
 pub mod clock;
+pub mod connections;
 pub mod dataverse;
 pub mod directory;
 pub mod environment;
