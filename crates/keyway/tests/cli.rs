@@ -268,6 +268,52 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
             "new_Priority:Integer",
         ],
     );
+    ok(
+        &profile,
+        &[
+            "env",
+            "table",
+            "add-column",
+            "dev",
+            "new_project",
+            "new_Color",
+            "--type",
+            "choice",
+            "--option",
+            "1=Red",
+            "--option",
+            "2=Blue",
+        ],
+    );
+    ok(
+        &profile,
+        &[
+            "env",
+            "table",
+            "add-column",
+            "dev",
+            "new_project",
+            "new_AccountId",
+            "--type",
+            "lookup",
+            "--target",
+            "account",
+        ],
+    );
+    let (bad, _, err) = keyway(
+        &profile,
+        &[
+            "env",
+            "table",
+            "add-column",
+            "dev",
+            "new_project",
+            "new_Size",
+            "--type",
+            "choice",
+        ],
+    );
+    assert!(!bad && err.contains("--option"), "{err}");
     let (dup, _, err) = keyway(
         &profile,
         &[
@@ -321,6 +367,35 @@ fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
             .await
             .unwrap();
         assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+        // The columns the CLI added: a lookup with its relationship, a choice with its values.
+        let token = t["access_token"].as_str().unwrap();
+        let api = format!("{env_url}/api/data/v9.2");
+        let meta: serde_json::Value = http
+            .get(format!("{api}/EntityDefinitions(LogicalName='new_project')/ManyToOneRelationships?$filter=ReferencedEntity eq 'account'"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            meta["value"][0]["ReferencingAttribute"], "new_accountid",
+            "{meta}"
+        );
+        for (color, status) in [
+            (2, reqwest::StatusCode::NO_CONTENT),
+            (7, reqwest::StatusCode::BAD_REQUEST),
+        ] {
+            let r = http
+                .post(format!("{api}/new_projects"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"new_name": "Apollo", "new_color": color}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "new_color {color}");
+        }
     });
     let verified = json(&profile, &["audit", "verify", "dev"]);
     assert_eq!(

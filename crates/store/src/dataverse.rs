@@ -2,7 +2,9 @@
 //! indexes on ownership and lookups) made from them. Identifiers come only from validated
 //! metadata and are quoted; nothing here takes request text.
 
-use keyway_core::dataverse::metadata::{AttributeDef, AttributeType, EntityDef, Ownership};
+use keyway_core::dataverse::metadata::{
+    AttributeDef, AttributeType, EntityDef, OptionDef, Ownership,
+};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -125,7 +127,7 @@ async fn insert_attribute(
     pos: i64,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO dv_attributes (environment_id, entity, logical_name, schema_name, attribute_type, max_length, required, target, system, metadata_id, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO dv_attributes (environment_id, entity, logical_name, schema_name, attribute_type, max_length, required, target, system, metadata_id, position, options, relationship) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         vec![
             env_id.into(),
             entity.into(),
@@ -138,10 +140,43 @@ async fn insert_attribute(
             a.system.into(),
             a.metadata_id.into(),
             pos.into(),
+            Value::Text(options_json(&a.options)),
+            a.relationship.clone().into(),
         ],
     )
     .await
     .map(|_| ())
+}
+
+/// Choices as stored: `[{"value":1,"label":"Red"}]`, or NULL when a column has none.
+fn options_json(options: &[OptionDef]) -> Option<String> {
+    if options.is_empty() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = options
+        .iter()
+        .map(|o| serde_json::json!({"value": o.value, "label": o.label}))
+        .collect();
+    Some(serde_json::Value::from(list).to_string())
+}
+
+fn options_from(text: Option<String>) -> Result<Vec<OptionDef>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let bad = || StoreError::Database(format!("unreadable column options {text}"));
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|_| bad())?;
+    list.iter()
+        .map(|o| {
+            Ok(OptionDef {
+                value: o["value"]
+                    .as_i64()
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(bad)?,
+                label: o["label"].as_str().ok_or_else(bad)?.to_string(),
+            })
+        })
+        .collect()
 }
 
 async fn create_table(
@@ -245,6 +280,8 @@ fn attribute_from(r: &Row) -> Result<(String, AttributeDef), StoreError> {
             target: r.opt_text(6)?,
             system: r.bool(7)?,
             metadata_id: r.uuid(8)?,
+            options: options_from(r.opt_text(9)?)?,
+            relationship: r.opt_text(10)?,
         },
     ))
 }
@@ -277,4 +314,4 @@ pub(crate) fn load(rows_e: Vec<Row>, rows_a: Vec<Row>) -> Result<Vec<EntityDef>,
 }
 
 pub(crate) const ENTITY_QUERY: &str = "SELECT logical_name, schema_name, entity_set_name, primary_id, primary_name, object_type_code, ownership, is_custom, audited, metadata_id FROM dv_entities WHERE environment_id = $1 ORDER BY position";
-pub(crate) const ATTRIBUTE_QUERY: &str = "SELECT entity, logical_name, schema_name, attribute_type, max_length, required, target, system, metadata_id FROM dv_attributes WHERE environment_id = $1 ORDER BY entity, position";
+pub(crate) const ATTRIBUTE_QUERY: &str = "SELECT entity, logical_name, schema_name, attribute_type, max_length, required, target, system, metadata_id, options, relationship FROM dv_attributes WHERE environment_id = $1 ORDER BY entity, position";

@@ -34,6 +34,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0005_dataverse_audit.sql"),
     ),
     (
+        6,
+        "dataverse options",
+        include_str!("migrations/sqlite/0006_dataverse_options.sql"),
+    ),
+    (
         8,
         "dataverse teams and sharing",
         include_str!("migrations/sqlite/0008_dataverse_teams_sharing.sql"),
@@ -64,6 +69,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "dataverse audit",
         include_str!("migrations/postgres/0005_dataverse_audit.sql"),
+    ),
+    (
+        6,
+        "dataverse options",
+        include_str!("migrations/postgres/0006_dataverse_options.sql"),
     ),
     (
         8,

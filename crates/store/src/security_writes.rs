@@ -3,8 +3,9 @@
 
 use keyway_core::dataverse::audit::{self, AuditAction, AuditContext};
 use keyway_core::dataverse::metadata::EntityDef;
+use keyway_core::dataverse::privileges::RoleChange;
 use keyway_core::dataverse::record::{FieldValue, Record};
-use keyway_core::dataverse::security::Privilege;
+use keyway_core::dataverse::security::{Depth, Privilege};
 use keyway_core::environment::Environment;
 use uuid::Uuid;
 
@@ -110,6 +111,71 @@ pub trait SecurityStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every role: (id, name).
     async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError>;
+    /// What a role grants, ordered by privilege name.
+    async fn role_privileges(
+        &self,
+        env: &Environment,
+        role: Uuid,
+    ) -> Result<Vec<Privilege>, StoreError>;
+    /// Change what a role grants (read and written in one transaction, audited as an update of
+    /// the role); returns the privileges it grants afterwards.
+    async fn role_privileges_change(
+        &self,
+        env: &Environment,
+        roles: &EntityDef,
+        role: Uuid,
+        change: &RoleChange,
+        ctx: &AuditContext,
+    ) -> Result<Vec<Privilege>, StoreError>;
+    /// Take a role from a user (`RowMissing` if they do not hold it).
+    async fn role_unassign(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        user: Uuid,
+        role: Uuid,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError>;
+    /// The roles a user holds directly.
+    async fn user_roles(&self, env: &Environment, user: Uuid) -> Result<Vec<Uuid>, StoreError>;
+}
+
+/// A role's privileges inside a transaction, ordered by name.
+async fn privileges_of(
+    tx: &mut dyn Tx,
+    env_id: Uuid,
+    role: Uuid,
+) -> Result<Vec<Privilege>, StoreError> {
+    let rows = tx
+        .fetch(PRIVILEGES_OF_ROLE, vec![env_id.into(), role.into()])
+        .await?;
+    privilege_rows(&rows)
+}
+
+const PRIVILEGES_OF_ROLE: &str = "SELECT privilege, depth FROM dv_role_privileges WHERE environment_id = $1 AND role_id = $2 ORDER BY privilege";
+
+fn privilege_rows(rows: &[crate::sql::Row]) -> Result<Vec<Privilege>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let depth = r.text(1)?;
+            Ok(Privilege {
+                name: r.text(0)?,
+                depth: Depth::parse(&depth)
+                    .ok_or_else(|| StoreError::Database(format!("unknown depth {depth}")))?,
+            })
+        })
+        .collect()
+}
+
+/// `prvReadaccount:Organization,…`: how a role's privileges appear in its audit rows.
+fn privileges_text(privileges: &[Privilege]) -> FieldValue {
+    FieldValue::Text(
+        privileges
+            .iter()
+            .map(|p| format!("{}:{}", p.name, p.depth.name()))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 #[async_trait::async_trait]
@@ -224,16 +290,9 @@ impl SecurityStore for SqlStore {
         )
         .await?;
         let mut audited = record.clone();
-        audited.fields.insert(
-            "privileges".into(),
-            FieldValue::Text(
-                privileges
-                    .iter()
-                    .map(|p| format!("{}:{}", p.name, p.depth.name()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        );
+        audited
+            .fields
+            .insert("privileges".into(), privileges_text(privileges));
         append_audit(
             &mut *tx,
             env,
@@ -259,6 +318,111 @@ impl SecurityStore for SqlStore {
         tx.commit().await?;
         // Who may do what changed: callers cached elsewhere must be read again.
         self.changed(Ok(()))
+    }
+
+    async fn role_privileges(
+        &self,
+        env: &Environment,
+        role: Uuid,
+    ) -> Result<Vec<Privilege>, StoreError> {
+        let rows = self
+            .db
+            .fetch(PRIVILEGES_OF_ROLE, vec![env.id.into(), role.into()])
+            .await?;
+        privilege_rows(&rows)
+    }
+
+    async fn role_privileges_change(
+        &self,
+        env: &Environment,
+        roles: &EntityDef,
+        role: Uuid,
+        change: &RoleChange,
+        ctx: &AuditContext,
+    ) -> Result<Vec<Privilege>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        let old = privileges_of(&mut *tx, env.id, role).await?;
+        let new = change.apply(&old);
+        if new == old {
+            tx.commit().await?;
+            return Ok(new);
+        }
+        tx.execute(
+            "DELETE FROM dv_role_privileges WHERE environment_id = $1 AND role_id = $2",
+            vec![env.id.into(), role.into()],
+        )
+        .await?;
+        grant(
+            &mut *tx,
+            env.id,
+            &new.iter().map(|p| (role, p.clone())).collect::<Vec<_>>(),
+        )
+        .await?;
+        let before = Record::new("role").with("privileges", privileges_text(&old));
+        let after = Record::new("role").with("privileges", privileges_text(&new));
+        append_audit(
+            &mut *tx,
+            env,
+            &audit::entry(
+                AuditAction::Update,
+                roles,
+                role,
+                Some(&before),
+                Some(&after),
+                ctx,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(new))
+    }
+
+    async fn role_unassign(
+        &self,
+        env: &Environment,
+        users: &EntityDef,
+        user: Uuid,
+        role: Uuid,
+        ctx: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        lock_environment(&mut *tx, self.db.dialect(), env).await?;
+        let gone = tx
+            .execute(
+                "DELETE FROM dv_user_roles WHERE environment_id = $1 AND systemuser_id = $2 AND role_id = $3",
+                vec![env.id.into(), user.into(), role.into()],
+            )
+            .await?;
+        if gone == 0 {
+            return Err(StoreError::RowMissing);
+        }
+        let change = Record::new("systemuser").with("roleid", FieldValue::Id(role));
+        let entry = audit::entry(
+            AuditAction::RemoveRoleFromUser,
+            users,
+            user,
+            Some(&change),
+            None,
+            ctx,
+        );
+        append_audit(&mut *tx, env, &entry).await?;
+        tx.commit().await?;
+        // Who may do what changed: callers cached elsewhere must be read again.
+        self.changed(Ok(()))
+    }
+
+    async fn user_roles(&self, env: &Environment, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.db
+            .fetch(
+                "SELECT role_id FROM dv_user_roles WHERE environment_id = $1 AND systemuser_id = $2 ORDER BY role_id",
+                vec![env.id.into(), user.into()],
+            )
+            .await?
+            .iter()
+            .map(|r| r.uuid(0))
+            .collect()
     }
 
     async fn roles(&self, env: &Environment) -> Result<Vec<(Uuid, String)>, StoreError> {

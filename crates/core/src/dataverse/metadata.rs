@@ -137,6 +137,94 @@ pub struct AttributeDef {
     /// Set by Keyway (ids, owner, created/modified by and on, version): clients cannot write them.
     pub system: bool,
     pub metadata_id: Uuid,
+    /// For choice (picklist) columns: the values a row may hold, with their labels. Empty means
+    /// any whole number (built-in columns whose choices Keyway does not list).
+    pub options: Vec<OptionDef>,
+    /// For lookups made through `RelationshipDefinitions`: the one-to-many relationship's
+    /// SchemaName, as the client named it.
+    pub relationship: Option<String>,
+}
+
+/// One choice of a choice column: `1 = Red`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionDef {
+    pub value: i32,
+    pub label: String,
+}
+
+impl AttributeDef {
+    /// A plain column of `kind`, not required, not a system column, with no choices.
+    pub fn new(
+        logical_name: &str,
+        schema_name: &str,
+        kind: AttributeType,
+        metadata_id: Uuid,
+    ) -> Self {
+        Self {
+            logical_name: logical_name.to_string(),
+            schema_name: schema_name.to_string(),
+            kind,
+            max_length: None,
+            required: false,
+            target: None,
+            system: false,
+            metadata_id,
+            options: Vec::new(),
+            relationship: None,
+        }
+    }
+
+    /// The label of a choice value, when this is a choice column that lists it.
+    pub fn option_label(&self, value: i64) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|o| i64::from(o.value) == value)
+            .map(|o| o.label.as_str())
+    }
+
+    /// A value written to a choice column must be one of its choices (when it lists them).
+    pub fn check_option(&self, value: i64) -> Result<(), String> {
+        if self.kind != AttributeType::Picklist
+            || self.options.is_empty()
+            || self.option_label(value).is_some()
+        {
+            return Ok(());
+        }
+        let valid: Vec<String> = self
+            .options
+            .iter()
+            .map(|o| format!("{} ({})", o.value, o.label))
+            .collect();
+        Err(format!(
+            "{value} is not a valid value for '{}': use one of {}.",
+            self.logical_name,
+            valid.join(", ")
+        ))
+    }
+}
+
+/// Choices as a client defines them: distinct values in the 32-bit range, non-empty labels.
+pub fn validate_options(column: &str, options: Vec<OptionDef>) -> Result<Vec<OptionDef>, String> {
+    if options.is_empty() {
+        return Err(format!(
+            "The choice column '{column}' needs at least one option."
+        ));
+    }
+    for (i, o) in options.iter().enumerate() {
+        if o.label.trim().is_empty() {
+            return Err(format!(
+                "The option {} of '{column}' needs a label.",
+                o.value
+            ));
+        }
+        if options[..i].iter().any(|p| p.value == o.value) {
+            return Err(format!(
+                "The option value {} is given twice in '{column}'.",
+                o.value
+            ));
+        }
+    }
+    Ok(options)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +247,15 @@ impl EntityDef {
         self.attributes
             .iter()
             .find(|a| a.logical_name == logical_name)
+    }
+
+    /// A lookup by its navigation property name: the logical name, or (for lookups Dataverse
+    /// names after their SchemaName, such as `new_AccountId`) the SchemaName.
+    pub fn lookup_by_navigation(&self, name: &str) -> Option<&AttributeDef> {
+        self.attributes
+            .iter()
+            .filter(|a| a.kind.is_lookup())
+            .find(|a| a.logical_name == name || a.schema_name == name)
     }
 
     /// The SQL table holding this entity's rows in environment number `env_number`. Built only

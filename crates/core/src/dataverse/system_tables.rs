@@ -1,22 +1,30 @@
 //! The tables every environment starts with: the security tables (business units, users, roles,
 //! teams) and the standard `account` and `contact`, with the system columns Keyway maintains.
 
-use super::metadata::{AttributeDef, AttributeType, EntityDef, Ownership, builtin_id};
+use super::metadata::{AttributeDef, AttributeType, EntityDef, OptionDef, Ownership, builtin_id};
 
 fn attr(entity: &str, name: &str, schema: &str, kind: AttributeType) -> AttributeDef {
     AttributeDef {
-        logical_name: name.to_string(),
-        schema_name: schema.to_string(),
-        kind,
         max_length: match kind {
             AttributeType::String => Some(100),
             AttributeType::Memo => Some(2000),
             _ => None,
         },
-        required: false,
-        target: None,
-        system: false,
-        metadata_id: builtin_id(entity, name),
+        ..AttributeDef::new(name, schema, kind, builtin_id(entity, name))
+    }
+}
+
+/// A built-in choice column with Dataverse's choices.
+fn choice(entity: &str, name: &str, schema: &str, options: &[(i32, &str)]) -> AttributeDef {
+    AttributeDef {
+        options: options
+            .iter()
+            .map(|(value, label)| OptionDef {
+                value: *value,
+                label: label.to_string(),
+            })
+            .collect(),
+        ..attr(entity, name, schema, AttributeType::Picklist)
     }
 }
 
@@ -188,7 +196,19 @@ pub fn builtin_entities() -> Vec<EntityDef> {
                 lookup(su, "businessunitid", "BusinessUnitId", bu),
                 attr(su, "isdisabled", "IsDisabled", AttributeType::Boolean),
                 attr(su, "islicensed", "IsLicensed", AttributeType::Boolean),
-                attr(su, "accessmode", "AccessMode", AttributeType::Picklist),
+                choice(
+                    su,
+                    "accessmode",
+                    "AccessMode",
+                    &[
+                        (0, "Read-Write"),
+                        (1, "Administrative"),
+                        (2, "Read"),
+                        (3, "Support User"),
+                        (4, "Non-interactive"),
+                        (5, "Delegated Admin"),
+                    ],
+                ),
                 attr(su, "isguest", "IsGuest", AttributeType::Boolean),
             ],
         ),
@@ -220,7 +240,17 @@ pub fn builtin_entities() -> Vec<EntityDef> {
             vec![
                 string(te, "name", "Name", 160),
                 lookup(te, "businessunitid", "BusinessUnitId", bu),
-                attr(te, "teamtype", "TeamType", AttributeType::Picklist),
+                choice(
+                    te,
+                    "teamtype",
+                    "TeamType",
+                    &[
+                        (0, "Owner"),
+                        (1, "Access"),
+                        (2, "Security Group"),
+                        (3, "Office Group"),
+                    ],
+                ),
             ],
         ),
         entity(

@@ -55,12 +55,73 @@ pub enum TableCommand {
         #[arg(long)]
         organization_owned: bool,
     },
-    /// Add a column: `keyway env table add-column dev new_project new_Priority:Integer`.
+    /// Add a column: `keyway env table add-column dev new_project new_Priority:Integer`,
+    /// a choice `new_Color --type choice --option 1=Red --option 2=Blue`, or a lookup
+    /// `new_AccountId --type lookup --target account`.
     AddColumn {
         env: String,
         table: String,
+        /// SchemaName, or SchemaName:Type.
         column: String,
+        /// The type (String, Memo, Integer, …, Choice, Lookup), if not given after a colon.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// A choice as Value=Label (repeatable; for --type choice).
+        #[arg(long = "option")]
+        options: Vec<String>,
+        /// The table a lookup points at (for --type lookup).
+        #[arg(long)]
+        target: Option<String>,
     },
+}
+
+/// The label shape of the metadata API.
+fn label(text: &str) -> serde_json::Value {
+    serde_json::json!({"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}]})
+}
+
+/// A choice column's body: `1=Red` options become its OptionSet.
+fn choice_json(name: &str, options: &[String]) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        !options.is_empty(),
+        "a choice column needs its choices: --option 1=Red --option 2=Blue"
+    );
+    let options = options
+        .iter()
+        .map(|o| {
+            let (value, text) = o
+                .split_once('=')
+                .with_context(|| format!("'{o}' is not Value=Label, such as 1=Red"))?;
+            let value: i32 = value
+                .trim()
+                .parse()
+                .with_context(|| format!("'{value}' in '{o}' is not a whole number"))?;
+            Ok(serde_json::json!({"Value": value, "Label": label(text.trim())}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(serde_json::json!({
+        "@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+        "SchemaName": name,
+        "OptionSet": {"IsGlobal": false, "OptionSetType": "Picklist", "Options": options},
+    }))
+}
+
+/// A lookup is made as Dataverse makes it: a one-to-many relationship from `target` to `table`.
+fn lookup_json(table: &str, name: &str, target: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let target = target
+        .context("a lookup column needs --target <table>, such as --target account")?
+        .to_ascii_lowercase();
+    Ok(serde_json::json!({
+        "@odata.type": "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+        "SchemaName": format!("{target}_{table}_{}", name.to_ascii_lowercase()),
+        "ReferencedEntity": target,
+        "ReferencingEntity": table,
+        "Lookup": {
+            "@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata",
+            "AttributeType": "Lookup",
+            "SchemaName": name,
+        },
+    }))
 }
 
 fn column_json(spec: &str) -> anyhow::Result<serde_json::Value> {
@@ -232,15 +293,42 @@ pub async fn run(global: &Global, cmd: EnvCommand) -> anyhow::Result<()> {
                     at.unwrap_or_default()
                 );
             }
-            TableCommand::AddColumn { env, table, column } => {
+            TableCommand::AddColumn {
+                env,
+                table,
+                column,
+                kind,
+                options,
+                target,
+            } => {
                 let e = find(&mut c, &env).await?;
-                let path = format!(
-                    "EntityDefinitions(LogicalName='{}')/Attributes",
-                    table.to_ascii_lowercase()
-                );
-                c.web_api_post(&e.url, &path, &column_json(&column)?)
-                    .await?;
-                println!("added column {column} to {table} in {}", e.name);
+                let table = table.to_ascii_lowercase();
+                let (name, kind) = match (column.split_once(':'), kind) {
+                    (Some((n, k)), None) => (n.to_string(), k.to_string()),
+                    (None, Some(k)) => (column.clone(), k),
+                    (Some(_), Some(_)) => {
+                        anyhow::bail!("give the type once: SchemaName:Type or --type")
+                    }
+                    (None, None) => {
+                        anyhow::bail!("'{column}' needs a type: SchemaName:Type or --type")
+                    }
+                };
+                let (path, body) = match kind.to_ascii_lowercase().as_str() {
+                    "lookup" => (
+                        "RelationshipDefinitions".to_string(),
+                        lookup_json(&table, &name, target.as_deref())?,
+                    ),
+                    "choice" | "picklist" => (
+                        format!("EntityDefinitions(LogicalName='{table}')/Attributes"),
+                        choice_json(&name, &options)?,
+                    ),
+                    _ => (
+                        format!("EntityDefinitions(LogicalName='{table}')/Attributes"),
+                        column_json(&format!("{name}:{kind}"))?,
+                    ),
+                };
+                c.web_api_post(&e.url, &path, &body).await?;
+                println!("added column {name} to {table} in {}", e.name);
             }
         },
         EnvCommand::Delete { env } => {

@@ -6,7 +6,10 @@ pub mod graph;
 pub mod identity;
 pub mod ops;
 pub mod webapi;
+pub mod webapi_annotations;
 pub mod webapi_batch;
+pub mod webapi_metadata;
+pub mod webapi_roles;
 pub mod webapi_sharing;
 
 use axum::Router;

@@ -194,6 +194,17 @@ pub(crate) async fn handle(
             .map_err(fail)?;
         return Ok(odata(Json(v).into_response()));
     }
+    if let Some(out) =
+        super::webapi_metadata::route(&state, c, &base, &method, path, query.as_deref(), &body)
+            .await
+    {
+        return out.map_err(fail);
+    }
+    if let Some(out) =
+        super::webapi_roles::route(&state, c, &base, &method, path, query.as_deref(), &body).await
+    {
+        return out.map_err(fail);
+    }
     if path == "EntityDefinitions" || path.starts_with("EntityDefinitions(") {
         if method == Method::POST {
             return customize(&state, c, path, &body, &base).await.map_err(fail);
@@ -331,6 +342,9 @@ pub(crate) async fn handle(
         .await
         .map_err(fail)?;
         let mut body = render(entity, &record, options.select.as_deref());
+        if super::webapi_annotations::wanted(&headers) {
+            super::webapi_annotations::formatted_values(entity, &record, &mut body);
+        }
         attach(&mut body, &record, &expanded);
         body.insert(
             "@odata.context".into(),
@@ -379,11 +393,15 @@ pub(crate) async fn handle(
         let expanded = svc::expand(&state, c, entity, &page.records, &options.expand)
             .await
             .map_err(fail)?;
+        let formatted = super::webapi_annotations::wanted(&headers);
         let values: Vec<Value> = page
             .records
             .iter()
             .map(|r| {
                 let mut m = render(entity, r, options.select.as_deref());
+                if formatted {
+                    super::webapi_annotations::formatted_values(entity, r, &mut m);
+                }
                 attach(&mut m, r, &expanded);
                 Value::Object(m)
             })
@@ -561,22 +579,9 @@ fn entity_definitions(
                 .strip_prefix("Attributes/Microsoft.Dynamics.CRM.")
                 .and_then(|c| c.strip_suffix("AttributeMetadata"))
             {
-                let attrs = entity
-                    .attributes
-                    .iter()
-                    .map(|a| md::attribute_json(entity, a))
-                    .filter(|m| {
-                        m.get("@odata.type").and_then(|t| t.as_str())
-                            == Some(&format!("#Microsoft.Dynamics.CRM.{cast}AttributeMetadata"))
-                    })
-                    .collect();
-                let plain = keyway_core::odata::QueryOptions {
-                    expand: vec![],
-                    ..options.clone()
-                };
                 return Ok(collection(
                     "EntityDefinitions(…)/Attributes",
-                    md::query(attrs, &plain, "AttributeMetadata")?,
+                    md::cast_attributes(entity, cast, &options)?,
                 ));
             }
             if let Some(name) = other
@@ -663,6 +668,9 @@ async fn created(
     let mut resp = if wants_representation(headers) {
         let record = svc::retrieve(state, c, entity, id).await?;
         let mut body = render(entity, &record, None);
+        if super::webapi_annotations::wanted(headers) {
+            super::webapi_annotations::formatted_values(entity, &record, &mut body);
+        }
         body.insert(
             "@odata.context".into(),
             format!("{base}/$metadata#{set}/$entity").into(),
@@ -743,6 +751,9 @@ async fn write_one(
     let row = records::update(state, c, entity, id, fields, version).await?;
     if wants_representation(headers) {
         let mut body = render(entity, &row, None);
+        if super::webapi_annotations::wanted(headers) {
+            super::webapi_annotations::formatted_values(entity, &row, &mut body);
+        }
         body.insert(
             "@odata.context".into(),
             format!("{base}/$metadata#{set}/$entity").into(),

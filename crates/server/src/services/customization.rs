@@ -4,7 +4,8 @@
 
 use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::{
-    AttributeDef, AttributeType, EntityDef, Ownership, validate_logical_name,
+    AttributeDef, AttributeType, EntityDef, OptionDef, Ownership, validate_logical_name,
+    validate_options,
 };
 use keyway_core::dataverse::security::{self, ALL_ACCESS, Depth, Privilege};
 use keyway_core::dataverse::system_tables::system_columns;
@@ -50,20 +51,28 @@ fn attribute(v: &Value) -> Result<(AttributeDef, bool)> {
     let kind = AttributeType::parse(type_name)
         .ok_or_else(|| syntax(format!("'{type_name}' is not an attribute type.")))?;
     match kind {
-        AttributeType::Lookup
-        | AttributeType::Customer
+        AttributeType::Lookup => {
+            return Err(syntax(format!(
+                "A lookup column is made with its relationship: POST RelationshipDefinitions with a Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata whose Lookup is '{schema}'."
+            )));
+        }
+        AttributeType::Customer
         | AttributeType::Owner
-        | AttributeType::Picklist
         | AttributeType::State
         | AttributeType::Status
         | AttributeType::Uniqueidentifier => {
             return Err(DataverseError::Unsupported(format!(
-                "Creating {type_name} columns is not supported yet."
+                "Creating {type_name} columns is not supported."
             ))
             .into());
         }
         _ => {}
     }
+    let options = if kind == AttributeType::Picklist {
+        options(schema, v)?
+    } else {
+        Vec::new()
+    };
     let max_length = match kind {
         AttributeType::String | AttributeType::Memo => {
             let m = v.get("MaxLength").and_then(|m| m.as_u64()).unwrap_or(100);
@@ -88,17 +97,67 @@ fn attribute(v: &Value) -> Result<(AttributeDef, bool)> {
         .unwrap_or(false);
     Ok((
         AttributeDef {
-            logical_name: logical,
-            schema_name: schema.to_string(),
-            kind,
             max_length,
             required,
-            target: None,
-            system: false,
-            metadata_id: Uuid::new_v4(),
+            options,
+            ..AttributeDef::new(&logical, schema, kind, Uuid::new_v4())
         },
         primary,
     ))
+}
+
+/// A label as the metadata API sends it: `{"LocalizedLabels": [{"Label": "Red", …}]}` (or the
+/// `UserLocalizedLabel`).
+fn label_text(v: &Value) -> Option<&str> {
+    v.pointer("/LocalizedLabels/0/Label")
+        .or_else(|| v.pointer("/UserLocalizedLabel/Label"))
+        .and_then(|l| l.as_str())
+}
+
+/// The choices of a new choice column: `OptionSet.Options[{Value, Label}]`.
+fn options(schema: &str, v: &Value) -> Result<Vec<OptionDef>> {
+    let set = v.get("OptionSet").ok_or_else(|| {
+        syntax(format!(
+            "The choice column '{schema}' needs an OptionSet with its Options."
+        ))
+    })?;
+    if set.get("IsGlobal").and_then(|g| g.as_bool()) == Some(true)
+        || v.get("GlobalOptionSet").is_some()
+        || v.get("GlobalOptionSet@odata.bind").is_some()
+    {
+        return Err(DataverseError::Unsupported(
+            "Global choices are not supported: give the column its own OptionSet.".into(),
+        )
+        .into());
+    }
+    let list = set
+        .get("Options")
+        .and_then(|o| o.as_array())
+        .ok_or_else(|| syntax(format!("The OptionSet of '{schema}' needs Options.")))?;
+    let parsed = list
+        .iter()
+        .map(|o| {
+            let value = o
+                .get("Value")
+                .and_then(|n| n.as_i64())
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| {
+                    syntax(format!(
+                        "Each option of '{schema}' needs a Value (a 32-bit whole number)."
+                    ))
+                })?;
+            let label = o.get("Label").and_then(label_text).ok_or_else(|| {
+                syntax(format!(
+                    "The option {value} of '{schema}' needs a Label with LocalizedLabels."
+                ))
+            })?;
+            Ok(OptionDef {
+                value,
+                label: label.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    validate_options(schema, parsed).map_err(syntax)
 }
 
 fn plural(name: &str) -> String {
@@ -234,4 +293,123 @@ pub async fn add_column(
     }
     state.store.column_add(&c.env, entity, &a).await?;
     Ok(a)
+}
+
+/// `POST RelationshipDefinitions` with a `OneToManyRelationshipMetadata`: the lookup column it
+/// names, made on the referencing table (a real SQL column, indexed) and pointing at the
+/// referenced table. Returns the referencing table and the new column.
+pub async fn create_relationship<'a>(
+    state: &AppState,
+    c: &'a WebApiCaller,
+    body: &Value,
+) -> Result<(&'a EntityDef, AttributeDef)> {
+    require_customizer(c)?;
+    let kind = body
+        .get("@odata.type")
+        .and_then(|t| t.as_str())
+        .map(|t| t.trim_start_matches('#'))
+        .unwrap_or_default();
+    match kind {
+        "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata" => {}
+        "Microsoft.Dynamics.CRM.ManyToManyRelationshipMetadata" => {
+            return Err(DataverseError::Unsupported(
+                "Many-to-many relationships are not supported: make a one-to-many relationship (a lookup) instead.".into(),
+            )
+            .into());
+        }
+        _ => {
+            return Err(syntax(
+                "A relationship needs \"@odata.type\": \"Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata\".",
+            ));
+        }
+    }
+    let text = |field: &'static str| {
+        body.get(field)
+            .and_then(|s| s.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| syntax(format!("A one-to-many relationship needs its {field}.")))
+    };
+    let schema = text("SchemaName")?;
+    validate_logical_name("SchemaName", schema).map_err(|e| syntax(e.to_string()))?;
+    let table_named = |field: &'static str| -> Result<&'a EntityDef> {
+        let name = text(field)?.to_ascii_lowercase();
+        c.tables
+            .iter()
+            .find(|e| e.logical_name == name)
+            .ok_or_else(|| {
+                syntax(format!(
+                    "{field} '{name}' is not a table of this environment."
+                ))
+            })
+    };
+    let referenced = table_named("ReferencedEntity")?;
+    let referencing = table_named("ReferencingEntity")?;
+    if let Some(a) = body.get("ReferencedAttribute").and_then(|a| a.as_str())
+        && !a.eq_ignore_ascii_case(&referenced.primary_id)
+    {
+        return Err(syntax(format!(
+            "ReferencedAttribute must be {}'s primary key, {}.",
+            referenced.logical_name, referenced.primary_id
+        )));
+    }
+    if keyway_core::dataverse::relationships::all(&c.tables)
+        .iter()
+        .any(|r| r.schema_name.eq_ignore_ascii_case(schema))
+    {
+        return Err(DataverseError::Duplicate.into());
+    }
+    let lookup = body
+        .get("Lookup")
+        .filter(|l| l.is_object())
+        .ok_or_else(|| syntax("A one-to-many relationship needs its Lookup: {\"@odata.type\": \"Microsoft.Dynamics.CRM.LookupAttributeMetadata\", \"SchemaName\": …}."))?;
+    let lookup_type = lookup
+        .get("@odata.type")
+        .and_then(|t| t.as_str())
+        .map(|t| t.trim_start_matches('#'));
+    let attribute_type = lookup.get("AttributeType").and_then(|t| t.as_str());
+    if lookup_type.is_some_and(|t| t != "Microsoft.Dynamics.CRM.LookupAttributeMetadata")
+        || attribute_type.is_some_and(|t| !t.eq_ignore_ascii_case("Lookup"))
+    {
+        return Err(syntax(
+            "The Lookup of a relationship is a Microsoft.Dynamics.CRM.LookupAttributeMetadata (AttributeType Lookup).",
+        ));
+    }
+    let column_schema = lookup
+        .get("SchemaName")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| syntax("The Lookup needs a SchemaName, such as new_AccountId."))?;
+    let logical =
+        validate_logical_name("SchemaName", column_schema).map_err(|e| syntax(e.to_string()))?;
+    if referencing.attribute(&logical).is_some() {
+        return Err(DataverseError::Duplicate.into());
+    }
+    if matches!(
+        lookup
+            .pointer("/RequiredLevel/Value")
+            .and_then(|r| r.as_str()),
+        Some("ApplicationRequired" | "SystemRequired")
+    ) {
+        return Err(DataverseError::Unsupported("Adding a required column to an existing table is not supported: existing rows have no value.".into()).into());
+    }
+    let a = AttributeDef {
+        target: Some(referenced.logical_name.clone()),
+        relationship: Some(schema.to_string()),
+        ..AttributeDef::new(
+            &logical,
+            column_schema,
+            AttributeType::Lookup,
+            Uuid::new_v4(),
+        )
+    };
+    state
+        .store
+        .column_add(&c.env, referencing, &a)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => DataverseError::Duplicate.into(),
+            other => ServiceError::from(other),
+        })?;
+    tracing::info!(environment = %c.env.name, relationship = %schema, "lookup column created");
+    Ok((referencing, a))
 }

@@ -4,6 +4,7 @@
 
 use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::{AttributeDef, AttributeType, EntityDef};
+use keyway_core::dataverse::relationships::Relationship;
 use keyway_core::odata::{CompareOp, Expr, Literal, Operand, QueryOptions, TextFunc};
 use serde_json::{Map, Value, json};
 
@@ -64,13 +65,199 @@ pub fn attribute_json(e: &EntityDef, a: &AttributeDef) -> Map<String, Value> {
             m.insert("Targets".into(), json!([t]));
         }
         if a.kind == AttributeType::Picklist {
-            m.insert("OptionSet".into(), json!({"Options": []}));
+            m.insert("OptionSet".into(), option_set_json(e, a));
         }
     }
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+fn label_json(text: &str) -> Value {
+    let one = json!({"Label": text, "LanguageCode": 1033, "IsManaged": false});
+    json!({"LocalizedLabels": [one.clone()], "UserLocalizedLabel": one})
+}
+
+/// A choice column's own option set, as `$expand=OptionSet` reads it.
+fn option_set_json(e: &EntityDef, a: &AttributeDef) -> Value {
+    let options: Vec<Value> = a
+        .options
+        .iter()
+        .map(|o| json!({"Value": o.value, "Label": label_json(&o.label), "Description": {"LocalizedLabels": [], "UserLocalizedLabel": null}}))
+        .collect();
+    json!({
+        "MetadataId": uuid::Uuid::new_v5(&a.metadata_id, b"optionset"),
+        "Name": format!("{}_{}", e.logical_name, a.logical_name),
+        "IsGlobal": false,
+        "IsCustomOptionSet": a.metadata_id != keyway_core::dataverse::metadata::builtin_id(&e.logical_name, &a.logical_name),
+        "OptionSetType": "Picklist",
+        "Options": options,
+    })
+}
+
+/// `…/Attributes/Microsoft.Dynamics.CRM.<Cast>AttributeMetadata`: the columns of that kind (an
+/// empty list when none), with `$select`, `$filter` and `$expand=OptionSet` (the only
+/// navigation an attribute has here; `GlobalOptionSet` is always null).
+pub fn cast_attributes(e: &EntityDef, cast: &str, options: &QueryOptions) -> Result<Vec<Value>> {
+    let want = format!("#Microsoft.Dynamics.CRM.{cast}AttributeMetadata");
+    let mut expand_option_set = false;
+    for x in &options.expand {
+        match x.navigation.as_str() {
+            "OptionSet" | "GlobalOptionSet" if cast == "Picklist" => {
+                expand_option_set |= x.navigation == "OptionSet";
+            }
+            other => {
+                return Err(DataverseError::Syntax(format!(
+                    "Could not find a navigation property named '{other}' on type 'Microsoft.Dynamics.CRM.{cast}AttributeMetadata'."
+                ))
+                .into());
+            }
+        }
+    }
+    let attrs: Vec<Map<String, Value>> = e
+        .attributes
+        .iter()
+        .map(|a| attribute_json(e, a))
+        .filter(|m| m.get("@odata.type").and_then(|t| t.as_str()) == Some(want.as_str()))
+        .collect();
+    let plain = QueryOptions {
+        expand: vec![],
+        ..options.clone()
+    };
+    let mut out = query(attrs.clone(), &plain, "AttributeMetadata")?;
+    if options.select.is_some() && cast == "Picklist" {
+        // `$select` keeps only what it names; an expanded option set comes along all the same.
+        for v in out.iter_mut() {
+            let name = v
+                .get("LogicalName")
+                .and_then(|n| n.as_str())
+                .map(str::to_string);
+            let full = attrs.iter().find(|m| {
+                m.get("MetadataId") == v.get("MetadataId")
+                    || name
+                        .as_deref()
+                        .is_some_and(|n| m.get("LogicalName").and_then(|l| l.as_str()) == Some(n))
+            });
+            if let (Some(o), Some(full)) = (v.as_object_mut(), full) {
+                if expand_option_set && let Some(set) = full.get("OptionSet") {
+                    o.insert("OptionSet".into(), set.clone());
+                }
+                if options
+                    .expand
+                    .iter()
+                    .any(|x| x.navigation == "GlobalOptionSet")
+                {
+                    o.insert("GlobalOptionSet".into(), Value::Null);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A one-to-many relationship as `OneToManyRelationshipMetadata`.
+pub fn relationship_json(r: &Relationship) -> Map<String, Value> {
+    let v = json!({
+        "@odata.type": "#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+        "MetadataId": r.metadata_id,
+        "SchemaName": r.schema_name,
+        "RelationshipType": "OneToManyRelationship",
+        "IsCustomRelationship": r.is_custom,
+        "IsManaged": false,
+        "IsValidForAdvancedFind": true,
+        "IsHierarchical": false,
+        "ReferencedEntity": r.referenced_entity,
+        "ReferencedAttribute": r.referenced_attribute,
+        "ReferencingEntity": r.referencing_entity,
+        "ReferencingAttribute": r.referencing_attribute,
+        "ReferencedEntityNavigationPropertyName": r.schema_name,
+        "ReferencingEntityNavigationPropertyName": r.navigation,
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `RelationshipDefinitions(<MetadataId>)` or `RelationshipDefinitions(SchemaName='x')`.
+pub fn find_relationship(all: &[Relationship], key: &str) -> Result<Relationship> {
+    let key = key.trim();
+    let found = if let Some(name) = key.strip_prefix("SchemaName=") {
+        let name = name.trim_matches('\'');
+        all.iter()
+            .find(|r| r.schema_name.eq_ignore_ascii_case(name))
+    } else {
+        uuid::Uuid::parse_str(key)
+            .ok()
+            .and_then(|id| all.iter().find(|r| r.metadata_id == id))
+    };
+    found.cloned().ok_or_else(|| {
+        DataverseError::RecordNotFound {
+            entity: "RelationshipMetadata".into(),
+            id: key.to_string(),
+        }
+        .into()
+    })
+}
+
+/// The SDK messages a plug-in or flow trigger can be registered on, per table.
+pub const SDK_MESSAGES: [&str; 7] = [
+    "Create",
+    "Update",
+    "Delete",
+    "Retrieve",
+    "RetrieveMultiple",
+    "Assign",
+    "GrantAccess",
+];
+
+/// A message's id: the same in every environment.
+pub fn sdk_message_id(name: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("keyway:sdkmessage:{name}").as_bytes(),
+    )
+}
+
+/// `sdkmessages`: one row per message.
+pub fn sdk_messages() -> Vec<Map<String, Value>> {
+    SDK_MESSAGES
+        .iter()
+        .filter_map(|m| match json!({"sdkmessageid": sdk_message_id(m), "name": m, "categoryname": "Data", "isprivate": false, "isvalidforexecuteasync": true}) {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `sdkmessagefilters`: one row per table and message. Each carries its message under
+/// `sdkmessageid` so that `$filter=sdkmessageid/name eq 'Create'` can read through it; the
+/// caller drops it unless `$expand`ed.
+pub fn sdk_message_filters(env_id: uuid::Uuid, tables: &[EntityDef]) -> Vec<Map<String, Value>> {
+    let messages = sdk_messages();
+    tables
+        .iter()
+        .flat_map(|e| {
+            messages.iter().filter_map(move |m| {
+                let name = m.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+                let v = json!({
+                    "sdkmessagefilterid": uuid::Uuid::new_v5(&env_id, format!("keyway:sdkmessagefilter:{}:{name}", e.logical_name).as_bytes()),
+                    "primaryobjecttypecode": e.logical_name,
+                    "secondaryobjecttypecode": "none",
+                    "_sdkmessageid_value": m.get("sdkmessageid"),
+                    "iscustomprocessingstepallowed": true,
+                    "isvisible": true,
+                    "availability": 4,
+                    "sdkmessageid": m,
+                });
+                match v {
+                    Value::Object(o) => Some(o),
+                    _ => None,
+                }
+            })
+        })
+        .collect()
 }
 
 fn unknown(kind: &str, name: &str) -> DataverseError {

@@ -11,6 +11,7 @@ pub mod environments;
 pub mod metadata;
 pub mod principals;
 pub mod records;
+pub mod roles;
 pub mod sharing;
 pub mod signing;
 pub mod tenants;

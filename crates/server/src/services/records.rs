@@ -58,6 +58,7 @@ fn value_for(a: &AttributeDef, v: &Value) -> Result<FieldValue> {
             if a.kind == AttributeType::Integer && i32::try_from(n).is_err() {
                 return Err(bad("a 32-bit whole number"));
             }
+            a.check_option(n).map_err(syntax)?;
             FieldValue::Int(n)
         }
         Storage::Real => FieldValue::Real(v.as_f64().ok_or_else(|| bad("a number"))?),
@@ -129,8 +130,7 @@ pub fn fields_from_json(
                 _ => (nav, None),
             };
             let a = entity
-                .attribute(col)
-                .filter(|a| a.kind.is_lookup())
+                .lookup_by_navigation(col)
                 .ok_or_else(|| no_such_property(entity, nav))?;
             if a.system {
                 return Err(syntax(format!(

@@ -375,7 +375,7 @@ pub async fn expand<'a>(
     );
     let mut out = Vec::new();
     for x in expands {
-        let a = entity.attribute(&x.navigation).filter(|a| a.kind.is_lookup()).ok_or_else(|| {
+        let a = entity.lookup_by_navigation(&x.navigation).ok_or_else(|| {
             DataverseError::Syntax(format!(
                 "Could not find a navigation property named '{}' on type 'Microsoft.Dynamics.CRM.{}'.",
                 x.navigation, entity.logical_name
