@@ -123,6 +123,10 @@ impl App {
             rate_limiter,
             base_url: base_url.clone(),
             metrics: metrics_handle()?,
+            outbound: crate::services::outbound::Outbound::new(
+                ca_path.as_ref().map(std::fs::read).transpose()?.as_deref(),
+            )?,
+            connection_tokens: Default::default(),
             config,
         }));
         bootstrap(&state, &profile_path, ca_path.as_ref()).await?;

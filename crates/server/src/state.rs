@@ -30,6 +30,10 @@ pub struct Inner {
     /// The URL clients reach this server at when the request names no usable host.
     pub base_url: String,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Calls to other servers on a connection's behalf.
+    pub outbound: crate::services::outbound::Outbound,
+    /// Tokens connections obtained, reused until shortly before they expire.
+    pub connection_tokens: crate::services::connection_tokens::TokenCache,
 }
 
 impl Inner {

@@ -1,6 +1,7 @@
 //! Keyway's storage: the `Store` trait, one implementation written once over a small SQL seam,
 //! and the SQLite and PostgreSQL backends chosen from the database URL.
 
+mod connections;
 mod dataverse;
 mod directory;
 mod environments;
@@ -15,6 +16,9 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use connections::{
+    ConnectionEvent, ConnectionPermission, ConnectionStore, SealedField, SecretChanges,
+};
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;

@@ -43,6 +43,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dataverse teams and sharing",
         include_str!("migrations/sqlite/0008_dataverse_teams_sharing.sql"),
     ),
+    (
+        10,
+        "connections",
+        include_str!("migrations/sqlite/0010_connections.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -79,6 +84,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "dataverse teams and sharing",
         include_str!("migrations/postgres/0008_dataverse_teams_sharing.sql"),
+    ),
+    (
+        10,
+        "connections",
+        include_str!("migrations/postgres/0010_connections.sql"),
     ),
 ];
 

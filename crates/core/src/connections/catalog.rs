@@ -184,7 +184,11 @@ fn dataverse() -> Connector {
                 auth: AuthKind::ClientCertificate,
                 schema: object(
                     cert,
-                    &["token:clientId", "token:clientCertificate", "token:TenantId"],
+                    &[
+                        "token:clientId",
+                        "token:clientCertificate",
+                        "token:TenantId",
+                    ],
                 ),
             },
             ParameterSet {
@@ -343,7 +347,9 @@ mod tests {
         assert_eq!(sp.secret_fields(), vec!["token:clientSecret"]);
         assert!(sp.is_secret("token:clientSecret") && !sp.is_secret("token:clientId"));
         assert_eq!(
-            connector("SHARED_COMMONDATASERVICEFORAPPS").unwrap().api_id(),
+            connector("SHARED_COMMONDATASERVICEFORAPPS")
+                .unwrap()
+                .api_id(),
             "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps"
         );
         assert_eq!(

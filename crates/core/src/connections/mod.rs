@@ -3,9 +3,13 @@
 //! share a connection.
 
 pub mod catalog;
+pub mod error;
+pub mod model;
 pub mod permissions;
 pub mod values;
 
 pub use catalog::{AuthKind, Connector, ParameterSet, SharingPolicy, connector, connectors};
+pub use error::ConnectionError;
+pub use model::{Api, Connection, Identity, Status};
 pub use permissions::{PrincipalKind, Role, ShareRefused, may_share};
 pub use values::{Checked, MASK, ValueError};

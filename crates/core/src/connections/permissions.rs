@@ -144,12 +144,24 @@ mod tests {
         assert!(may_share(dv, false, Role::CanEdit, PrincipalKind::User, Role::CanView).is_err());
         assert!(may_share(dv, false, Role::CanView, PrincipalKind::User, Role::CanView).is_err());
         assert!(
-            may_share(dv, false, Role::CanViewWithShare, PrincipalKind::User, Role::CanView)
-                .is_ok()
+            may_share(
+                dv,
+                false,
+                Role::CanViewWithShare,
+                PrincipalKind::User,
+                Role::CanView
+            )
+            .is_ok()
         );
         assert!(
-            may_share(dv, false, Role::CanViewWithShare, PrincipalKind::User, Role::CanEdit)
-                .is_err()
+            may_share(
+                dv,
+                false,
+                Role::CanViewWithShare,
+                PrincipalKind::User,
+                Role::CanEdit
+            )
+            .is_err()
         );
     }
 

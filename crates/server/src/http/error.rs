@@ -178,6 +178,16 @@ impl IntoResponse for GraphError {
             ServiceError::Dataverse(d) => {
                 (StatusCode::BAD_REQUEST, "Request_BadRequest", d.to_string())
             }
+            ServiceError::Connection(c) => (
+                connection_status(c),
+                match connection_status(c) {
+                    StatusCode::NOT_FOUND => "Request_ResourceNotFound",
+                    StatusCode::FORBIDDEN => "Authorization_RequestDenied",
+                    StatusCode::CONFLICT => "Request_MultipleObjectsWithSameKeyValue",
+                    _ => "Request_BadRequest",
+                },
+                c.to_string(),
+            ),
             ServiceError::Internal(detail) => {
                 tracing::error!(request_id = %self.ctx.request_id, %detail, "management request failed");
                 (
@@ -207,6 +217,18 @@ impl IntoResponse for GraphError {
             );
         }
         resp
+    }
+}
+
+/// The HTTP status of a connection error, whichever API family renders it.
+pub fn connection_status(e: &keyway_core::connections::ConnectionError) -> StatusCode {
+    use keyway_core::connections::ConnectionError as C;
+    match e {
+        C::NotFound(_) | C::UnknownConnector(_) => StatusCode::NOT_FOUND,
+        C::InvalidParameter { .. } | C::BadRequest(_) => StatusCode::BAD_REQUEST,
+        C::Forbidden(_) => StatusCode::FORBIDDEN,
+        C::Conflict(_) => StatusCode::CONFLICT,
+        C::Precondition(_) => StatusCode::PRECONDITION_FAILED,
     }
 }
 
@@ -257,6 +279,67 @@ impl IntoResponse for DataverseWireError {
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// A Power Platform connectivity failure: `{"error":{"code":"ConnectionNotFound","message"}}`.
+pub struct PlatformError {
+    pub error: ServiceError,
+    pub ctx: RequestContext,
+}
+
+impl IntoResponse for PlatformError {
+    fn into_response(self) -> Response {
+        use keyway_core::connections::ConnectionError as C;
+        let (status, code, message) = match &self.error {
+            ServiceError::Connection(c) => (
+                connection_status(c),
+                match c {
+                    C::NotFound(_) => "ConnectionNotFound",
+                    C::UnknownConnector(_) => "ApiNotFound",
+                    C::InvalidParameter { .. } => "InvalidConnectionParameters",
+                    C::BadRequest(_) => "InvalidRequestContent",
+                    C::Forbidden(_) => "Forbidden",
+                    C::Conflict(_) => "ConnectionAlreadyExists",
+                    C::Precondition(_) => "PreconditionFailed",
+                },
+                c.to_string(),
+            ),
+            ServiceError::Unauthenticated(m) => (
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                m.clone(),
+            ),
+            ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
+            ServiceError::Internal(detail) => {
+                tracing::error!(request_id = %self.ctx.request_id, %detail, "connectivity request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    format!(
+                        "An internal error occurred. Quote request id {} to the administrator.",
+                        self.ctx.request_id
+                    ),
+                )
+            }
+            other => (
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                other.to_string(),
+            ),
+        };
+        let mut resp = (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer scope=\"https://api.powerplatform.com/.default\""),
+            );
         }
         resp
     }

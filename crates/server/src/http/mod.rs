@@ -1,5 +1,6 @@
 //! The HTTP surface: one router, a folder or file per API family, errors mapped in `error`.
 
+pub mod connectivity;
 pub mod context;
 pub mod error;
 pub mod graph;
@@ -138,6 +139,38 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/env/{env}/api/data/v9.2/{*path}",
             axum::routing::any(webapi::webapi_dispatch),
+        )
+        .route(
+            "/connectivity/connectors",
+            get(|s, h, c| connectivity::connectors_get(s, None, h, c)),
+        )
+        .route(
+            "/connectivity/connectors/{connector}",
+            get(|s, p, h, c| connectivity::connectors_get(s, Some(p), h, c)),
+        )
+        .route(
+            "/connectivity/connections",
+            get(|s, q, h, c| connectivity::connections_get(s, None, q, h, c)),
+        )
+        .route(
+            "/connectivity/connectors/{connector}/connections",
+            get(|s, p, q, h, c| connectivity::connections_get(s, Some(p), q, h, c)),
+        )
+        .route(
+            "/connectivity/connectors/{connector}/connections/{id}",
+            axum::routing::any(connectivity::connection_any),
+        )
+        .route(
+            "/connectivity/connectors/{connector}/connections/{id}/test",
+            post(connectivity::connection_test_post),
+        )
+        .route(
+            "/connectivity/connectors/{connector}/connections/{id}/permissions",
+            get(connectivity::permissions_get),
+        )
+        .route(
+            "/connectivity/connectors/{connector}/connections/{id}/modifyPermissions",
+            post(connectivity::modify_permissions_post),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

@@ -29,6 +29,9 @@ pub enum Resource {
     Principal(ServicePrincipal),
     /// An environment's Web API: its tokens' `aud` is the environment URL.
     Environment(keyway_core::environment::Environment),
+    /// An API Keyway itself serves under a well-known resource URI (the Power Platform API, the
+    /// Flow Service): every tenant has it, as every Entra tenant has Microsoft's first-party APIs.
+    BuiltIn(&'static str),
 }
 
 #[derive(Debug)]

@@ -4,11 +4,14 @@
 pub mod applications;
 pub mod audit_read;
 pub mod caller;
+pub mod connection_tokens;
+pub mod connections;
 pub mod customization;
 pub mod directory_cache;
 pub mod env_security;
 pub mod environments;
 pub mod metadata;
+pub mod outbound;
 pub mod principals;
 pub mod records;
 pub mod roles;
@@ -17,6 +20,7 @@ pub mod signing;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod vault;
 pub mod webapi;
 
 use keyway_core::directory::DirectoryError;
@@ -32,6 +36,8 @@ pub enum ServiceError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Dataverse(#[from] keyway_core::dataverse::error::DataverseError),
+    #[error(transparent)]
+    Connection(#[from] keyway_core::connections::ConnectionError),
     /// No usable bearer token.
     #[error("{0}")]
     Unauthenticated(String),

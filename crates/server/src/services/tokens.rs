@@ -290,6 +290,12 @@ async fn load_resource(
         return Ok(Some(Resource::Environment(env)));
     }
     let trimmed = resource.trim_end_matches('/');
+    if let Some(api) = super::connections::BUILT_IN_RESOURCES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(trimmed))
+    {
+        return Ok(Some(Resource::BuiltIn(api)));
+    }
     let app_id = if trimmed.eq_ignore_ascii_case(GRAPH_RESOURCE_URI) {
         GRAPH_APP_ID
     } else if let Ok(id) = Uuid::parse_str(trimmed) {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod assertions;
+mod connections;
 mod environments;
 mod graph;
 mod helpers;

@@ -1,0 +1,109 @@
+//! Calls Keyway makes to other servers on a connection's behalf (token endpoints, Web APIs):
+//! no redirects, short timeouts, this server's own CA trusted beside the system's, and a guard
+//! against user-given URLs that point into private networks.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{Result, ServiceError};
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct Outbound {
+    pub client: reqwest::Client,
+}
+
+impl Outbound {
+    /// A client that also trusts `ca_pem` (Keyway's local CA, so it can reach itself over TLS).
+    pub fn new(ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("keyway/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            b = b.tls_certs_merge([reqwest::Certificate::from_pem(pem)?]);
+        }
+        Ok(Self { client: b.build()? })
+    }
+}
+
+/// Why a target URL is refused (a 400 naming the parameter).
+fn refuse(what: &str, url: &str, why: &str) -> ServiceError {
+    keyway_core::connections::ConnectionError::InvalidParameter {
+        field: what.to_string(),
+        message: format!("'{what}' ({url}) cannot be used: {why}."),
+    }
+    .into()
+}
+
+fn private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A user-given URL Keyway may call: this server itself, or an HTTPS host that is not an
+/// address in a private, loopback or link-local range. (Names are not resolved here: an operator
+/// who lets users point connections at internal names should put Keyway behind an egress proxy.)
+pub fn check_target(state: &AppState, what: &str, url: &str) -> Result<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| refuse(what, url, "not a URL"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| refuse(what, url, "no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if state.is_our_host(&host) {
+        return Ok(parsed);
+    }
+    if parsed.scheme() != "https" {
+        return Err(refuse(what, url, "only https is allowed for other servers"));
+    }
+    if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
+        return Err(refuse(what, url, "it names this machine"));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>()
+        && private(ip)
+    {
+        return Err(refuse(what, url, "it is a private or local address"));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges_are_private() {
+        for a in [
+            "10.1.2.3",
+            "192.168.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(private(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "2606:4700::1111"] {
+            assert!(!private(a.parse().unwrap()), "{a}");
+        }
+    }
+}
