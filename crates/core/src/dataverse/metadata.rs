@@ -306,6 +306,47 @@ mod tests {
     }
 
     #[test]
+    fn choice_values_are_checked_against_the_options() {
+        let mut a = AttributeDef::new(
+            "new_color",
+            "new_Color",
+            AttributeType::Picklist,
+            Uuid::nil(),
+        );
+        assert!(
+            a.check_option(42).is_ok(),
+            "no options listed: any whole number"
+        );
+        a.options = validate_options(
+            "new_Color",
+            vec![
+                OptionDef {
+                    value: 1,
+                    label: "Red".into(),
+                },
+                OptionDef {
+                    value: 2,
+                    label: "Blue".into(),
+                },
+            ],
+        )
+        .unwrap();
+        assert!(a.check_option(2).is_ok());
+        assert_eq!(a.option_label(1), Some("Red"));
+        let err = a.check_option(7).unwrap_err();
+        assert!(
+            err.contains("7 is not a valid value for 'new_color'"),
+            "{err}"
+        );
+        assert!(validate_options("x", vec![]).is_err());
+        let other = AttributeDef::new("n", "N", AttributeType::Integer, Uuid::nil());
+        assert!(
+            other.check_option(7).is_ok(),
+            "only choice columns are checked"
+        );
+    }
+
+    #[test]
     fn logical_names_are_safe_identifiers() {
         assert_eq!(
             validate_logical_name("LogicalName", "new_Project").unwrap(),

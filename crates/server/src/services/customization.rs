@@ -413,3 +413,43 @@ pub async fn create_relationship<'a>(
     tracing::info!(environment = %c.env.name, relationship = %schema, "lookup column created");
     Ok((referencing, a))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn option(value: i64, text: &str) -> Value {
+        json!({"Value": value, "Label": {"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}]}})
+    }
+
+    fn picklist(options: Value) -> Value {
+        json!({"@odata.type": "#Microsoft.Dynamics.CRM.PicklistAttributeMetadata", "SchemaName": "new_Color", "OptionSet": {"Options": options}})
+    }
+
+    #[test]
+    fn choice_columns_take_their_options_from_the_option_set() {
+        let (a, _) = attribute(&picklist(json!([option(1, "Red"), option(2, "Blue")]))).unwrap();
+        assert_eq!(a.kind, AttributeType::Picklist);
+        assert_eq!(a.option_label(2), Some("Blue"));
+        assert!(a.check_option(3).unwrap_err().contains("1 (Red), 2 (Blue)"));
+        for bad in [
+            json!([]),
+            json!([option(1, "Red"), option(1, "Rouge")]),
+            json!([option(1, "")]),
+            json!([{"Value": 1}]),
+            json!([option(1 << 40, "Huge")]),
+        ] {
+            assert!(attribute(&picklist(bad.clone())).is_err(), "{bad}");
+        }
+        let global = json!({"@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata", "SchemaName": "new_Size", "OptionSet": {"IsGlobal": true, "Options": [option(1, "S")]}});
+        assert!(attribute(&global).is_err());
+    }
+
+    #[test]
+    fn lookups_are_made_through_relationships() {
+        let lookup = json!({"@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata", "SchemaName": "new_AccountId"});
+        let err = attribute(&lookup).unwrap_err().to_string();
+        assert!(err.contains("RelationshipDefinitions"), "{err}");
+    }
+}

@@ -409,6 +409,62 @@ mod tests {
     use keyway_core::dataverse::system_tables::builtin_entities;
 
     #[test]
+    fn sdk_message_filters_are_found_through_the_message_name() {
+        let tables = builtin_entities();
+        let items = sdk_message_filters(uuid::Uuid::nil(), &tables);
+        assert_eq!(items.len(), tables.len() * SDK_MESSAGES.len());
+        let o = QueryOptions::parse(
+            "$filter=sdkmessageid/name eq 'Create' and primaryobjecttypecode eq 'account'",
+        )
+        .unwrap();
+        let f = o.filter.unwrap();
+        let found: Vec<_> = items
+            .iter()
+            .filter(|m| matches(&f, m, "sdkmessagefilter").unwrap())
+            .collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0]["_sdkmessageid_value"],
+            json!(sdk_message_id("Create"))
+        );
+    }
+
+    #[test]
+    fn the_picklist_cast_lists_choice_columns_with_their_options() {
+        let tables = builtin_entities();
+        let team = tables.iter().find(|e| e.logical_name == "team").unwrap();
+        let o = QueryOptions::parse("$select=LogicalName&$expand=OptionSet").unwrap();
+        let got = cast_attributes(team, "Picklist", &o).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["LogicalName"], "teamtype");
+        assert_eq!(
+            got[0]["OptionSet"]["Options"][1]["Label"]["LocalizedLabels"][0]["Label"],
+            "Access"
+        );
+        let plain = cast_attributes(
+            team,
+            "Picklist",
+            &QueryOptions::parse("$select=LogicalName").unwrap(),
+        )
+        .unwrap();
+        assert!(plain[0].get("OptionSet").is_none(), "not expanded");
+        let account = tables.iter().find(|e| e.logical_name == "account").unwrap();
+        assert!(
+            cast_attributes(account, "Picklist", &QueryOptions::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            cast_attributes(
+                team,
+                "String",
+                &QueryOptions::parse("$expand=OptionSet").unwrap()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn metadata_filters_like_the_dataverse_client_sends() {
         let items: Vec<_> = builtin_entities().iter().map(entity_json).collect();
         let o = QueryOptions::parse("$filter=IsPrivate eq false and (LogicalName eq 'account')&$select=LogicalName,EntitySetName").unwrap();
