@@ -371,7 +371,9 @@ pub async fn connection_test_post(
     let (mut c, role) = svc::get(&state, &caller, Api::PowerPlatform, &scope, &name)
         .await
         .map_err(fail)?;
-    c.status = svc::test(&state, &caller.label(), &c).await.map_err(fail)?;
+    c.status = crate::services::connection_auth::test(&state, &caller.label(), &c)
+        .await
+        .map_err(fail)?;
     c.tested_at = Some(state.clock.now());
     Ok(Json(connection_json(&state, &c, role)).into_response())
 }

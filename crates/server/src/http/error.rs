@@ -296,7 +296,7 @@ impl IntoResponse for PlatformError {
         let (status, code, message) = match &self.error {
             ServiceError::Connection(c) => (
                 connection_status(c),
-                match c {
+                match c.as_ref() {
                     C::NotFound(_) => "ConnectionNotFound",
                     C::UnknownConnector(_) => "ApiNotFound",
                     C::InvalidParameter { .. } => "InvalidConnectionParameters",

@@ -12,11 +12,10 @@ use keyway_store::{
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::connection_tokens::TokenKey;
 use super::{Result, ServiceError, vault};
 use crate::state::AppState;
 
@@ -122,7 +121,7 @@ pub struct ConnectionInput {
     pub description: Option<String>,
 }
 
-fn event(
+pub(crate) fn event(
     state: &AppState,
     id: Uuid,
     kind: &str,
@@ -451,7 +450,7 @@ pub async fn put(
         .into_iter()
         .map(|(k, v)| (k, Zeroizing::new(v)))
         .collect();
-    c.expires_at = expiry(state, &c, &secrets).await?;
+    c.expires_at = super::connection_auth::expiry(state, &c, &secrets).await?;
     if created {
         let ev = event(state, c.id, "create", &caller.label(), None, "create");
         state
@@ -485,45 +484,10 @@ pub async fn put(
         state.connection_tokens.forget(c.id);
     }
     let _ = env;
-    let status = test(state, &caller.label(), &c).await?;
+    let status = super::connection_auth::test(state, &caller.label(), &c).await?;
     c.status = status;
     c.tested_at = Some(state.clock.now());
     Ok((c, created))
-}
-
-/// When the credential a connection uses expires, if Keyway can know: a client secret of an
-/// application registered here.
-async fn expiry(
-    state: &AppState,
-    c: &Connection,
-    secrets: &BTreeMap<String, Zeroizing<String>>,
-) -> Result<Option<OffsetDateTime>> {
-    let (client, secret) = match (
-        c.public_values
-            .get("token:clientId")
-            .or_else(|| c.public_values.get("servicePrincipalId"))
-            .and_then(Value::as_str),
-        secrets
-            .get("token:clientSecret")
-            .or_else(|| secrets.get("servicePrincipalKey")),
-    ) {
-        (Some(client), Some(secret)) => (client, secret),
-        _ => return Ok(c.expires_at),
-    };
-    let Ok(app_id) = Uuid::parse_str(client) else {
-        return Ok(None);
-    };
-    let Some(app) = state.store.application_by_app_id(app_id).await? else {
-        return Ok(None);
-    };
-    let presented = state.secrets.hash(secret);
-    Ok(state
-        .store
-        .passwords(app.id)
-        .await?
-        .into_iter()
-        .find(|p| state.secrets.matches(&presented, &p.secret_hash))
-        .map(|p| p.end))
 }
 
 /// Delete a connection (owner only).
@@ -550,323 +514,6 @@ pub async fn delete(
         .await?;
     state.connection_tokens.forget(c.id);
     Ok(())
-}
-
-/// A connection's secrets, opened — with an event naming who asked, whom it acts as, and why.
-async fn open_secrets(
-    state: &AppState,
-    c: &Connection,
-    caller: &str,
-    purpose: &str,
-) -> Result<BTreeMap<String, Zeroizing<String>>> {
-    let acting = c
-        .public_values
-        .get("token:clientId")
-        .or_else(|| c.public_values.get("servicePrincipalId"))
-        .or_else(|| c.public_values.get("token:username"))
-        .or_else(|| c.public_values.get("username"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let sealed = state
-        .store
-        .connection_secrets(
-            c.id,
-            &event(state, c.id, "decrypt", caller, acting, purpose),
-        )
-        .await?;
-    sealed
-        .into_iter()
-        .map(|s| {
-            let plain = vault::open(state, &vault::aad("connection", &c.id, &s.field), &s.sealed)?;
-            let text = String::from_utf8(plain.to_vec())
-                .map_err(|_| ServiceError::Internal("a sealed secret is not text".into()))?;
-            Ok((s.field, Zeroizing::new(text)))
-        })
-        .collect()
-}
-
-/// The Dataverse-compatible environment a connection acts in.
-fn target_url(
-    state: &AppState,
-    c: &Connection,
-    env: Option<&keyway_core::environment::Environment>,
-) -> Option<String> {
-    c.public_values
-        .get("environmentUrl")
-        .or_else(|| c.public_values.get("serviceUri"))
-        .and_then(Value::as_str)
-        .map(|s| s.trim_end_matches('/').to_string())
-        .or_else(|| {
-            env.map(|e| {
-                super::environments::url(state, e)
-                    .trim_end_matches('/')
-                    .to_string()
-            })
-        })
-}
-
-/// How a token request or a Web API call failed, as the target said it.
-fn failure(code: impl Into<String>, message: impl Into<String>) -> Status {
-    Status::Error {
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
-/// A token for `resource` with the connection's credentials: from the cache while fresh, else
-/// from the authority. `Err(status)` carries the authority's own error.
-pub async fn token_for(
-    state: &AppState,
-    c: &Connection,
-    resource: &str,
-    caller: &str,
-    purpose: &str,
-) -> Result<std::result::Result<Zeroizing<String>, Status>> {
-    let key = TokenKey {
-        connection: c.id,
-        version: c.version,
-        resource: resource.to_string(),
-    };
-    let now = state.clock.now();
-    if let Some(t) = state.connection_tokens.get(&key, now) {
-        return Ok(Ok(t));
-    }
-    let connector = conn::connector(&c.connector)
-        .ok_or_else(|| ServiceError::Internal(format!("connector {} vanished", c.connector)))?;
-    let set = connector.parameter_set(&c.parameter_set).ok_or_else(|| {
-        ServiceError::Internal(format!("parameter set {} vanished", c.parameter_set))
-    })?;
-    let secrets = open_secrets(state, c, caller, purpose).await?;
-    let v = |k: &str| {
-        c.public_values
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let s = |k: &str| {
-        secrets
-            .get(k)
-            .map(|z| z.as_str().to_string())
-            .unwrap_or_default()
-    };
-    let scope = format!("{}/.default", resource.trim_end_matches('/'));
-    let mut form: Vec<(&str, String)> = vec![("scope", scope)];
-    let tenant = match set.auth {
-        AuthKind::ClientSecret if c.connector == conn::catalog::DYNAMICS_SPEC => {
-            form.extend([
-                ("grant_type", "client_credentials".into()),
-                ("client_id", v("servicePrincipalId")),
-                ("client_secret", s("servicePrincipalKey")),
-            ]);
-            None
-        }
-        AuthKind::ClientSecret => {
-            form.extend([
-                ("grant_type", "client_credentials".into()),
-                ("client_id", v("token:clientId")),
-                ("client_secret", s("token:clientSecret")),
-            ]);
-            Some(v("token:TenantId"))
-        }
-        AuthKind::UsernamePassword if c.connector == conn::catalog::DYNAMICS_SPEC => {
-            form.extend([
-                ("grant_type", "password".into()),
-                ("username", v("username")),
-                ("password", s("password")),
-                // Dynamics' own public client, as the Flow Service signs users in.
-                ("client_id", "51f81489-12ee-4a9e-aaae-a2591f45987d".into()),
-            ]);
-            None
-        }
-        AuthKind::UsernamePassword => {
-            form.extend([
-                ("grant_type", "password".into()),
-                ("username", v("token:username")),
-                ("password", s("token:password")),
-                ("client_id", v("token:clientId")),
-            ]);
-            Some(v("token:TenantId"))
-        }
-        AuthKind::ClientCertificate | AuthKind::MachineAccount => {
-            return Ok(Err(failure(
-                "NotSupported",
-                format!(
-                    "Keyway cannot obtain tokens for the '{}' parameter set yet.",
-                    set.name
-                ),
-            )));
-        }
-    };
-    let authority = match c
-        .public_values
-        .get("token:authority")
-        .and_then(Value::as_str)
-    {
-        Some(a) => a.trim_end_matches('/').to_string(),
-        None => match authority_for(state, resource, tenant.as_deref()).await? {
-            Ok(a) => a,
-            Err(status) => return Ok(Err(status)),
-        },
-    };
-    super::outbound::check_target(state, "token:authority", &authority)?;
-    let sent = state
-        .outbound
-        .client
-        .post(format!("{authority}/oauth2/v2.0/token"))
-        .form(&form)
-        .send()
-        .await;
-    drop(form);
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Err(failure(
-                "AuthorityUnreachable",
-                format!("The authority {authority} could not be reached: {e}."),
-            )));
-        }
-    };
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = body["error_codes"][0]
-            .as_u64()
-            .map(|n| format!("AADSTS{n}"))
-            .or_else(|| body["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("HTTP{}", status.as_u16()));
-        let message = body["error_description"]
-            .as_str()
-            .unwrap_or("The authority refused the credentials.")
-            .to_string();
-        return Ok(Err(failure(code, message)));
-    }
-    let Some(token) = body["access_token"].as_str() else {
-        return Ok(Err(failure(
-            "InvalidTokenResponse",
-            "The authority answered without an access token.",
-        )));
-    };
-    let token = Zeroizing::new(token.to_string());
-    let lifetime = body["expires_in"].as_i64().unwrap_or(300).clamp(1, 86_400);
-    state
-        .connection_tokens
-        .put(key, token.clone(), now, now + Duration::seconds(lifetime));
-    Ok(Ok(token))
-}
-
-/// The authority for a target: this server's for its own environments (the environment's tenant,
-/// unless the connection names one), else what the target's 401 challenge names.
-async fn authority_for(
-    state: &AppState,
-    resource: &str,
-    tenant: Option<&str>,
-) -> Result<std::result::Result<String, Status>> {
-    let base = state.base_url.trim_end_matches('/');
-    if let Some(t) = tenant.filter(|t| !t.is_empty()) {
-        return Ok(Ok(format!("{base}/{t}")));
-    }
-    if let Some(name) = keyway_core::environment::environment_in_url(
-        resource,
-        |h| state.is_our_host(h),
-        state.config.environment_domain.as_deref(),
-    ) && let Some(env) = state.store.environment_by_name(&name).await?
-    {
-        return Ok(Ok(format!("{base}/{}", env.tenant_id)));
-    }
-    // Dataverse names its authority in the challenge of an anonymous call.
-    let probe = state
-        .outbound
-        .client
-        .get(format!("{}/api/data/v9.2/", resource.trim_end_matches('/')))
-        .send()
-        .await;
-    let challenge = probe.ok().and_then(|r| {
-        r.headers()
-            .get("WWW-Authenticate")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-    });
-    let uri = challenge.as_deref().and_then(|c| {
-        c.split("authorization_uri=").nth(1).map(|rest| {
-            rest.trim_matches('"')
-                .split(['"', ','])
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
-    });
-    Ok(match uri {
-        Some(u) => Ok(u.trim_end_matches("/oauth2/authorize").to_string()),
-        None => Err(failure(
-            "AuthorityUnknown",
-            format!("{resource} names no authority: set 'token:authority'."),
-        )),
-    })
-}
-
-/// Test a connection for real: a token with its credentials, then the target's `WhoAmI`. The
-/// outcome is stored as its status and returned.
-pub async fn test(state: &AppState, caller: &str, c: &Connection) -> Result<Status> {
-    let env = match c.api {
-        Api::PowerPlatform => match Uuid::parse_str(&c.scope) {
-            Ok(id) => state.store.environment_get(id).await?,
-            Err(_) => None,
-        },
-        Api::FlowService => None,
-    };
-    let status = match conn::connector(&c.connector).and_then(|k| k.parameter_set(&c.parameter_set))
-    {
-        Some(set) if set.auth == AuthKind::MachineAccount => Status::Unknown,
-        _ => match target_url(state, c, env.as_ref()) {
-            None => failure("NoTarget", "The connection names no environment to act in."),
-            Some(target) => match token_for(state, c, &target, caller, "test").await? {
-                Err(s) => s,
-                Ok(token) => who_am_i(state, &target, &token).await,
-            },
-        },
-    };
-    let now = state.clock.now();
-    state
-        .store
-        .connection_status_set(
-            c.id,
-            &status,
-            now,
-            &event(state, c.id, "test", caller, None, status.name()),
-        )
-        .await?;
-    Ok(status)
-}
-
-async fn who_am_i(state: &AppState, target: &str, token: &str) -> Status {
-    let sent = state
-        .outbound
-        .client
-        .get(format!("{target}/api/data/v9.2/WhoAmI"))
-        .bearer_auth(token)
-        .send()
-        .await;
-    match sent {
-        Err(e) => failure(
-            "TargetUnreachable",
-            format!("{target} could not be reached: {e}."),
-        ),
-        Ok(r) if r.status().is_success() => Status::Connected,
-        Ok(r) => {
-            let http = r.status().as_u16();
-            let body: Value = r.json().await.unwrap_or(Value::Null);
-            failure(
-                body["error"]["code"]
-                    .as_str()
-                    .map_or_else(|| format!("HTTP{http}"), str::to_string),
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("The environment refused the call.")
-                    .to_string(),
-            )
-        }
-    }
 }
 
 /// Who a connection is shared with: the owner first, then each grant.

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod audit_read;
 pub mod caller;
+pub mod connection_auth;
 pub mod connection_tokens;
 pub mod connections;
 pub mod customization;
@@ -36,8 +37,9 @@ pub enum ServiceError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Dataverse(#[from] keyway_core::dataverse::error::DataverseError),
+    /// Boxed: it is the largest variant, and errors travel by value through every handler.
     #[error(transparent)]
-    Connection(#[from] keyway_core::connections::ConnectionError),
+    Connection(Box<keyway_core::connections::ConnectionError>),
     /// No usable bearer token.
     #[error("{0}")]
     Unauthenticated(String),
@@ -47,6 +49,12 @@ pub enum ServiceError {
     /// Logged with the request id; the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<keyway_core::connections::ConnectionError> for ServiceError {
+    fn from(e: keyway_core::connections::ConnectionError) -> Self {
+        Self::Connection(Box::new(e))
+    }
 }
 
 impl From<StoreError> for ServiceError {
