@@ -219,3 +219,48 @@ impl Client {
         Ok(c.value)
     }
 }
+
+impl Client {
+    /// Call the Power Platform connectivity API as the profile's application (its token for
+    /// `https://api.powerplatform.com`); `None` for an empty body.
+    pub async fn platform(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let client_id = self.profile.client_id.to_string();
+        let secret = self.profile.client_secret.clone();
+        let token = self
+            .token_for(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("scope", "https://api.powerplatform.com/.default"),
+            ])
+            .await?
+            .access_token;
+        let mut req = self
+            .http
+            .request(method, self.url(path_and_query))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Keyway at {}", self.profile.base_url))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{}", error_message(status, &text));
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .context("the response is not the JSON expected")
+    }
+}

@@ -68,6 +68,20 @@ enum Command {
         #[command(subcommand)]
         command: commands::audit::AuditCommand,
     },
+    /// Connections: stored credentials that flows use to act as an identity.
+    Connection {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::connection::ConnectionCommand,
+    },
+    /// Connectors and their parameter sets.
+    Connector {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::connection::ConnectorCommand,
+    },
     /// Environments (Dataverse-style record stores).
     Env {
         #[command(flatten)]
@@ -115,6 +129,12 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Tenant { global, command } => commands::tenant::run(&global, command).await,
             Command::App { global, command } => commands::app::run(&global, command).await,
+            Command::Connection { global, command } => {
+                commands::connection::run(&global, command).await
+            }
+            Command::Connector { global, command } => {
+                commands::connection::connectors(&global, command).await
+            }
             Command::Env { global, command } => commands::env::run(&global, command).await,
             Command::Audit { global, command } => commands::audit::run(&global, command).await,
             Command::Sp { global, command } => commands::sp::run(&global, command).await,

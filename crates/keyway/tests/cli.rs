@@ -572,3 +572,196 @@ fn plain_http_and_an_operator_certificate() {
     assert!(!success, "{err}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn connections_through_the_cli_and_no_secret_in_the_server_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // The most talkative log there is: a secret must not appear even at debug level.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KEYWAY_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Keyway listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let server = Server { child, base };
+    let profile = dir.path().join("admin.json");
+
+    json(&profile, &["env", "create", "dev"]);
+    let app = json(&profile, &["app", "create", "Flow robot"]);
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let secret = json(&profile, &["app", "secret", "add", &app_id])["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sp = json(&profile, &["sp", "create", &app_id]);
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    ok(
+        &profile,
+        &[
+            "env",
+            "app-user",
+            "add",
+            "dev",
+            "--app-id",
+            &app_id,
+            "--role",
+            "Basic User",
+        ],
+    );
+    let tenant = json(&profile, &["tenant", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_file = dir.path().join("robot.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+
+    let connectors = ok(&profile, &["connector", "list"]);
+    assert!(
+        connectors.contains("shared_commondataserviceforapps")
+            && connectors.contains("ServicePrincipalOauth"),
+        "{connectors}"
+    );
+    let sets = ok(
+        &profile,
+        &["connector", "show", "shared_commondataserviceforapps"],
+    );
+    assert!(
+        sets.contains("token:clientSecret") && sets.contains("secret"),
+        "{sets}"
+    );
+
+    let secret_arg = format!("token:clientSecret=@{}", secret_file.display());
+    let id_arg = format!("token:clientId={app_id}");
+    let tenant_arg = format!("token:TenantId={tenant}");
+    let create = [
+        "connection",
+        "create",
+        "dev",
+        "--name",
+        "robot-dv",
+        "--set",
+        "ServicePrincipalOauth",
+        "--value",
+        &id_arg,
+        "--value",
+        &tenant_arg,
+        "--secret",
+        &secret_arg,
+    ];
+    let c = json(&profile, &create);
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    assert_eq!(
+        c["properties"]["connectionParametersSet"]["values"]["token:clientSecret"]["value"],
+        "********"
+    );
+    // A secret on the command line is refused before anything is sent.
+    let plain = format!("token:clientSecret={secret}");
+    let (success, _, err) = keyway(
+        &profile,
+        &[
+            "connection",
+            "create",
+            "dev",
+            "--name",
+            "leaky",
+            "--set",
+            "ServicePrincipalOauth",
+            "--value",
+            &id_arg,
+            "--value",
+            &tenant_arg,
+            "--secret",
+            &plain,
+        ],
+    );
+    assert!(
+        !success && err.contains("never on the command line"),
+        "{err}"
+    );
+
+    let listed = ok(&profile, &["connection", "list", "dev"]);
+    assert!(
+        listed.contains("robot-dv") && listed.contains("Connected"),
+        "{listed}"
+    );
+    let shown = ok(&profile, &["connection", "show", "dev", "robot-dv"]);
+    assert!(
+        shown.contains("token:clientSecret = ********") && !shown.contains(&secret),
+        "{shown}"
+    );
+    let tested = ok(&profile, &["connection", "test", "dev", "robot-dv"]);
+    assert!(tested.contains("Connected"), "{tested}");
+    ok(
+        &profile,
+        &[
+            "connection",
+            "share",
+            "dev",
+            "robot-dv",
+            "--principal",
+            &sp_id,
+            "--role",
+            "CanView",
+        ],
+    );
+    ok(
+        &profile,
+        &[
+            "connection",
+            "unshare",
+            "dev",
+            "robot-dv",
+            "--principal",
+            &sp_id,
+        ],
+    );
+    let (success, _, err) = keyway(
+        &profile,
+        &[
+            "connection",
+            "unshare",
+            "dev",
+            "robot-dv",
+            "--principal",
+            &sp_id,
+        ],
+    );
+    assert!(!success && err.contains("not shared"), "{err}");
+    ok(&profile, &["connection", "delete", "dev", "robot-dv"]);
+    let (success, _, err) = keyway(&profile, &["connection", "show", "dev", "robot-dv"]);
+    assert!(!success && err.contains("no connection"), "{err}");
+
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.lines().count() > 10, "the server logged at debug level");
+    assert!(
+        !log.contains(&secret),
+        "the client secret is in the server log"
+    );
+    let db: Vec<u8> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("keyway.db"))
+        .flat_map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert!(!db.is_empty());
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the client secret is in the database files"
+    );
+}

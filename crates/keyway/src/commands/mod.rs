@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod connection;
 pub mod env;
 pub mod sp;
 pub mod tenant;
