@@ -53,6 +53,14 @@ pub struct ServeArgs {
     /// Burst allowed above --rate-limit.
     #[arg(long, default_value_t = 400)]
     rate_limit_burst: u32,
+    /// Days before a connection's secret or certificate expires when it starts warning (in its
+    /// status, `keyway connection list` and /metrics).
+    #[arg(
+        long,
+        default_value_t = 14,
+        env = "KEYWAY_CONNECTION_EXPIRY_WARNING_DAYS"
+    )]
+    connection_expiry_warning_days: i64,
     /// Log lines as text or JSON.
     #[arg(long, value_enum, default_value = "text", env = "KEYWAY_LOG_FORMAT")]
     log_format: LogFormat,
@@ -80,6 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|d| d.trim_matches('.').to_ascii_lowercase());
     config.rate_limit_per_second = args.rate_limit;
     config.rate_limit_burst = args.rate_limit_burst;
+    config.connection_expiry_warning_days = args.connection_expiry_warning_days.max(0);
     config.tls = match (args.plain_http, args.tls_cert, args.tls_key) {
         (true, _, _) => TlsMode::Plain,
         (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },

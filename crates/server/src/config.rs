@@ -33,6 +33,8 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Connections warn this many days before the credential they use expires.
+    pub connection_expiry_warning_days: i64,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
             max_body_bytes: 1024 * 1024,
+            connection_expiry_warning_days: 14,
         }
     }
 

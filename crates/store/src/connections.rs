@@ -115,6 +115,11 @@ pub trait ConnectionStore: Send + Sync {
         principals: &[Uuid],
     ) -> Result<Vec<(Uuid, String)>, StoreError>;
     async fn connection_events(&self, id: Uuid) -> Result<Vec<ConnectionEvent>, StoreError>;
+    /// Connections (of every tenant) whose credential expires before `horizon`, soonest first.
+    async fn connections_expiring(
+        &self,
+        horizon: OffsetDateTime,
+    ) -> Result<Vec<Connection>, StoreError>;
 }
 
 const COLS: &str = "id, api, scope, name, tenant_id, environment_id, connector, parameter_set, display_name, description, public_values, created_by, modified_by, run_owner, status, status_code, status_message, tested_at, expires_at, created_at, modified_at, version";
@@ -551,6 +556,21 @@ impl ConnectionStore for SqlStore {
             .await?
             .iter()
             .map(|r| Ok((r.uuid(0)?, r.text(1)?)))
+            .collect()
+    }
+
+    async fn connections_expiring(
+        &self,
+        horizon: OffsetDateTime,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.db
+            .fetch(
+                &format!("SELECT {COLS} FROM connections WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at, id"),
+                vec![horizon.into()],
+            )
+            .await?
+            .iter()
+            .map(row_to)
             .collect()
     }
 

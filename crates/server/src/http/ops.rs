@@ -30,6 +30,29 @@ pub async fn readyz_get(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics_get(State(state): State<AppState>) -> Response {
+    // Connections about to lose their credential, read at scrape time so the figure is current
+    // on every node.
+    match crate::services::connections::with_known_expiry(&state).await {
+        Ok(list) => {
+            let now = state.clock.now();
+            let warn = state.config.connection_expiry_warning_days;
+            let expiring = list
+                .iter()
+                .filter(|c| c.days_left(now).is_some_and(|d| d <= warn))
+                .count();
+            metrics::gauge!("keyway_connections_expiring").set(expiring as f64);
+            for c in &list {
+                metrics::gauge!(
+                    "keyway_connection_credential_days_left",
+                    "connection" => c.name.clone(),
+                    "scope" => c.scope.clone(),
+                    "connector" => c.connector.clone()
+                )
+                .set(c.days_left(now).unwrap_or_default() as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read expiring connections for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

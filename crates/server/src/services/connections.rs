@@ -633,12 +633,17 @@ pub fn shown_values(c: &Connection) -> Map<String, Value> {
     conn::values::masked_view(&c.public_values, &c.secret_fields)
 }
 
-/// Days before expiry at which a connection warns.
-pub const WARN_DAYS: i64 = 14;
-
-/// `Warning` when the credential expires within the configured days.
+/// `Warning` when the credential expires within the configured days: (days left, when).
 pub fn expiry_warning(state: &AppState, c: &Connection) -> Option<(i64, OffsetDateTime)> {
     let now = state.clock.now();
     let days = c.days_left(now)?;
-    (days <= WARN_DAYS).then(|| (days, c.expires_at.unwrap_or(now)))
+    (days <= state.config.connection_expiry_warning_days)
+        .then(|| (days, c.expires_at.unwrap_or(now)))
+}
+
+/// Every connection whose credential's end is known, soonest first, for /metrics (all of them,
+/// so a renewed credential's figure moves too).
+pub async fn with_known_expiry(state: &AppState) -> Result<Vec<Connection>> {
+    let horizon = state.clock.now() + time::Duration::days(365 * 100);
+    Ok(state.store.connections_expiring(horizon).await?)
 }

@@ -132,6 +132,66 @@ async fn connectivity_api(backend: Backend) {
         "a local app's secret has a known end: {c}"
     );
 
+    // A secret that ends in 5 days: the connection works and warns, in its status and /metrics.
+    let (soon_oid, soon_cid) = app.create_app("short-lived", json!({})).await;
+    let end = keyway_core::Clock::now(&app.clock) + time::Duration::days(5) + time::Duration::hours(1);
+    let soon_secret = app
+        .add_secret(&soon_oid, json!({"passwordCredential": {"endDateTime": keyway_core::wire::graph_time::format(&end)}}))
+        .await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, u) = app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{env_id}/addAppUser"),
+            Some(json!({"servicePrincipalAppId": soon_cid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let soon = api.body(
+        "ServicePrincipalOauth",
+        json!({"token:clientId": soon_cid, "token:clientSecret": soon_secret, "token:TenantId": tenant}),
+    );
+    let (s, c) = api
+        .call(&flow, Method::PUT, &format!("{dv}/conn-soon"), Some(soon))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let statuses = &c["properties"]["statuses"];
+    assert_eq!(statuses[0]["status"], "Connected", "{c}");
+    assert_eq!(statuses[1]["status"], "Warning", "{c}");
+    assert_eq!(statuses[1]["error"]["code"], "CredentialExpiresSoon", "{c}");
+    assert!(
+        statuses[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in 5 days"),
+        "{c}"
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("keyway_connection_credential_days_left")
+                && l.contains("connection=\"conn-soon\"")
+        })
+        .unwrap_or_else(|| panic!("no gauge for conn-soon in {metrics}"));
+    assert!(line.ends_with(" 5"), "{line}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyway_connections_expiring ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
     // A wrong secret: created, but its status carries the authority's own error.
     let wrong = api.body(
         "ServicePrincipalOauth",
@@ -239,7 +299,10 @@ async fn connectivity_api(backend: Backend) {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["conn-good", "conn-stray", "conn-wrong"]);
+    assert_eq!(
+        names,
+        vec!["conn-good", "conn-soon", "conn-stray", "conn-wrong"]
+    );
 
     // Sharing: Can use sees no parameters and changes nothing; Can edit reads them masked.
     let (reader_cid, _, reader) = principal(&app, &env_id, "reader", true).await;
