@@ -16,13 +16,32 @@ use super::connections::event;
 use super::{Result, ServiceError, vault};
 use crate::state::AppState;
 
-/// When the credential a connection uses expires, if Keyway can know: a client secret of an
-/// application registered here.
+/// The connection's certificate with its key, opened with its password.
+fn certificate(
+    secrets: &BTreeMap<String, Zeroizing<String>>,
+) -> Option<std::result::Result<keyway_crypto::client_certificate::ClientCertificate, String>> {
+    let text = secrets.get("token:clientCertificate")?;
+    Some(
+        keyway_crypto::client_certificate::ClientCertificate::load(
+            text,
+            secrets
+                .get("token:clientCertificatePassword")
+                .map(|p| p.as_str()),
+        )
+        .map_err(|e| e.to_string()),
+    )
+}
+
+/// When the credential a connection uses expires, if Keyway can know: its certificate's end, or
+/// a client secret of an application registered here.
 pub(crate) async fn expiry(
     state: &AppState,
     c: &Connection,
     secrets: &BTreeMap<String, Zeroizing<String>>,
 ) -> Result<Option<OffsetDateTime>> {
+    if let Some(Ok(cert)) = certificate(secrets) {
+        return Ok(Some(cert.certificate.not_after));
+    }
     let (client, secret) = match (
         c.public_values
             .get("token:clientId")
@@ -187,7 +206,14 @@ pub async fn token_for(
             ]);
             Some(v("token:TenantId"))
         }
-        AuthKind::ClientCertificate | AuthKind::MachineAccount => {
+        AuthKind::ClientCertificate => {
+            form.extend([
+                ("grant_type", "client_credentials".into()),
+                ("client_id", v("token:clientId")),
+            ]);
+            Some(v("token:TenantId"))
+        }
+        AuthKind::MachineAccount => {
             return Ok(Err(failure(
                 "NotSupported",
                 format!(
@@ -209,6 +235,32 @@ pub async fn token_for(
         },
     };
     super::outbound::check_target(state, "token:authority", &authority)?;
+    if set.auth == AuthKind::ClientCertificate {
+        let cert = match certificate(&secrets) {
+            Some(Ok(cert)) => cert,
+            Some(Err(why)) => return Ok(Err(failure("InvalidCertificate", why))),
+            None => {
+                return Ok(Err(failure(
+                    "InvalidCertificate",
+                    "The connection holds no certificate.",
+                )));
+            }
+        };
+        let assertion = cert
+            .assertion(
+                &v("token:clientId"),
+                &format!("{authority}/oauth2/v2.0/token"),
+                now,
+            )
+            .map_err(|e| ServiceError::Internal(format!("signing a client assertion: {e}")))?;
+        form.extend([
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion", assertion),
+        ]);
+    }
     let sent = state
         .outbound
         .client

@@ -314,11 +314,6 @@ pub async fn put(
                 .join(", ")
         )))
     })?;
-    if set.auth == AuthKind::ClientCertificate {
-        return Err(err(ConnectionError::BadRequest(
-            "Certificate parameter sets are not supported yet: use ServicePrincipalOauth.".into(),
-        )));
-    }
     let now = state.clock.now();
     let (mut c, created, stored) = match existing {
         Some(old) => {
@@ -388,6 +383,24 @@ pub async fn put(
         if let Some(url) = checked.public.get(key).and_then(Value::as_str) {
             super::outbound::check_target(state, key, url)?;
         }
+    }
+    // A certificate must open (with its password) and hold the key its certificate names.
+    if set.auth == AuthKind::ClientCertificate
+        && let Some(cert) = checked.secrets.get("token:clientCertificate")
+    {
+        keyway_crypto::client_certificate::ClientCertificate::load(
+            cert,
+            checked
+                .secrets
+                .get("token:clientCertificatePassword")
+                .map(String::as_str),
+        )
+        .map_err(|e| {
+            err(ConnectionError::InvalidParameter {
+                field: "token:clientCertificate".into(),
+                message: format!("'token:clientCertificate' cannot be used: {e}."),
+            })
+        })?;
     }
     let before_version = c.version;
     c.parameter_set = set.name.into();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(connectivity_api);
+on_both_backends!(connectivity_api, certificate_connections);
 
 struct Api<'a> {
     app: &'a TestApp,
@@ -134,7 +134,8 @@ async fn connectivity_api(backend: Backend) {
 
     // A secret that ends in 5 days: the connection works and warns, in its status and /metrics.
     let (soon_oid, soon_cid) = app.create_app("short-lived", json!({})).await;
-    let end = keyway_core::Clock::now(&app.clock) + time::Duration::days(5) + time::Duration::hours(1);
+    let end =
+        keyway_core::Clock::now(&app.clock) + time::Duration::days(5) + time::Duration::hours(1);
     let soon_secret = app
         .add_secret(&soon_oid, json!({"passwordCredential": {"endDateTime": keyway_core::wire::graph_time::format(&end)}}))
         .await["secretText"]
@@ -499,4 +500,94 @@ async fn connectivity_api(backend: Backend) {
             "'{secret}' is stored in plaintext"
         );
     }
+}
+
+/// A Dataverse connection with a client certificate (PEM with its key): it signs a client
+/// assertion and tests Connected; its expiry is the certificate's; a key of another certificate
+/// is refused naming the field.
+async fn certificate_connections(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let (env, _, _) = app.environment("dev").await;
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let api = Api {
+        app: &app,
+        env_id: env_id.clone(),
+    };
+    let (_, _, flow) = principal(&app, &env_id, "flow runner", true).await;
+    let (oid, cid) = app.create_app("cert robot", json!({})).await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["robot.example".into()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(2031, 6, 30);
+    let cert = params.self_signed(&key).unwrap();
+    let (s, e) = app
+        .graph(Method::PATCH, &format!("/v1.0/applications/{oid}"), Some(json!({"keyCredentials": [{
+            "type": "AsymmetricX509Cert", "usage": "Verify", "key": base64::engine::general_purpose::STANDARD.encode(cert.der()), "displayName": "CN=robot"
+        }]})))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let (s, u) = app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{env_id}/addAppUser"),
+            Some(json!({"servicePrincipalAppId": cid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    let body = api.body("CertOauth", json!({"token:clientId": cid, "token:TenantId": app.tenant(), "token:clientCertificate": pem}));
+    let dv = "/connectivity/connectors/shared_commondataserviceforapps/connections";
+    let (s, c) = api
+        .call(&flow, Method::PUT, &format!("{dv}/by-cert"), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(status(&c), ("Connected", None), "{c}");
+    assert!(
+        c["properties"]["expirationTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2031-06-30"),
+        "{c}"
+    );
+    assert_eq!(
+        c["properties"]["connectionParametersSet"]["values"]["token:clientCertificate"]["value"],
+        "********"
+    );
+
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let wrong = api.body("CertOauth", json!({"token:clientId": cid, "token:TenantId": app.tenant(), "token:clientCertificate": format!("{}{}", cert.pem(), other.serialize_pem())}));
+    let (s, e) = api
+        .call(&flow, Method::PUT, &format!("{dv}/wrong-key"), Some(wrong))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "InvalidConnectionParameters");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not belong"),
+        "{e}"
+    );
+    assert!(
+        !e.to_string().contains("PRIVATE KEY"),
+        "the key is never echoed: {e}"
+    );
+
+    // A certificate the app does not know: the authority's own refusal.
+    let stranger = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let stranger_cert = rcgen::CertificateParams::new(vec!["x".into()])
+        .unwrap()
+        .self_signed(&stranger)
+        .unwrap();
+    let unknown = api.body("CertOauth", json!({"token:clientId": cid, "token:TenantId": app.tenant(), "token:clientCertificate": format!("{}{}", stranger_cert.pem(), stranger.serialize_pem())}));
+    let (s, c) = api
+        .call(
+            &flow,
+            Method::PUT,
+            &format!("{dv}/unknown-cert"),
+            Some(unknown),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(status(&c), ("Error", Some("AADSTS700027")), "{c}");
 }
