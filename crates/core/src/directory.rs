@@ -92,9 +92,67 @@ pub struct User {
     pub display_name: String,
     pub mail_nickname: String,
     pub account_enabled: bool,
-    /// argon2id PHC string.
+    /// argon2id PHC string; empty for a guest, who signs in with their home account's password.
     pub password_hash: String,
     pub created_at: OffsetDateTime,
+    pub user_type: UserType,
+    /// The guest's address as invited (Graph's `mail`); none for members.
+    pub mail: Option<String>,
+    /// For a guest: the account in another tenant that signs in for it.
+    pub home: Option<HomeAccount>,
+}
+
+/// Graph's `userType`: a member of the tenant, or a guest invited from another one (B2B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    Member,
+    Guest,
+}
+
+impl UserType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "Member",
+            Self::Guest => "Guest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Member" => Some(Self::Member),
+            "Guest" => Some(Self::Guest),
+            _ => None,
+        }
+    }
+}
+
+/// Where a guest really lives: their home tenant and their user object there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HomeAccount {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl User {
+    pub fn is_guest(&self) -> bool {
+        self.user_type == UserType::Guest
+    }
+}
+
+/// The user principal name Entra gives a guest in the inviting tenant:
+/// `alice@contoso.example` invited into `fabrikam.example` is
+/// `alice_contoso.example#EXT#@fabrikam.example`.
+pub fn guest_user_principal_name(address: &str, inviting_domain: &str) -> String {
+    normalize_upn(&format!(
+        "{}#EXT#@{inviting_domain}",
+        address.trim().replace('@', "_")
+    ))
+}
+
+/// User principal names compare without regard to case: they are kept in lower case, except
+/// a guest's `#EXT#` marker, kept as Entra writes it (members' names cannot hold `#`).
+pub fn normalize_upn(upn: &str) -> String {
+    upn.trim().to_ascii_lowercase().replace("#ext#@", "#EXT#@")
 }
 
 impl fmt::Debug for User {
@@ -103,6 +161,8 @@ impl fmt::Debug for User {
             .field("id", &self.id)
             .field("user_principal_name", &self.user_principal_name)
             .field("account_enabled", &self.account_enabled)
+            .field("user_type", &self.user_type)
+            .field("home", &self.home)
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +356,22 @@ mod tests {
         assert!(validate_user_principal_name("alice@other.example", &t).is_err());
         assert!(validate_user_principal_name("alice", &t).is_err());
         assert!(validate_user_principal_name("a b@contoso.example", &t).is_err());
+    }
+
+    #[test]
+    fn guests_are_named_as_entra_names_them() {
+        assert_eq!(
+            guest_user_principal_name("Alice@Contoso.example", "fabrikam.example"),
+            "alice_contoso.example#EXT#@fabrikam.example"
+        );
+        assert_eq!(
+            normalize_upn(" Alice_Contoso.example#ext#@Fabrikam.example"),
+            "alice_contoso.example#EXT#@fabrikam.example"
+        );
+        assert_eq!(normalize_upn("Bob@Contoso.example"), "bob@contoso.example");
+        assert_eq!(UserType::parse("Guest"), Some(UserType::Guest));
+        assert_eq!(UserType::Member.as_str(), "Member");
+        assert_eq!(UserType::parse("guest"), None);
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub struct AccessTokenClaims {
     pub upn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A guest's home identity provider (its home tenant's issuer), as Entra sets it for B2B.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    /// 1 for a guest, as Entra sets it; absent for members and apps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acct: Option<u8>,
     /// "app" or "user".
     pub idtyp: String,
     pub ver: String,
@@ -48,6 +54,16 @@ impl AccessTokenClaims {
     pub fn is_app(&self) -> bool {
         self.idtyp == "app"
     }
+}
+
+/// An account of another tenant that tried to sign in where it is no guest (boxed: errors stay
+/// small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignAccount {
+    pub user: String,
+    /// The account's home issuer.
+    pub idp: String,
+    pub tenant: String,
 }
 
 /// How a client proved who it is.
@@ -109,6 +125,9 @@ pub enum TokenError {
     InvalidUserCredentials,
     #[error("the user account is disabled")]
     UserDisabled,
+    /// The password was right, but the account is neither a member of nor a guest in the tenant.
+    #[error("user account '{}' from identity provider '{}' does not exist in tenant '{}'", .0.user, .0.idp, .0.tenant)]
+    UserNotInTenant(Box<ForeignAccount>),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
 }

@@ -194,6 +194,56 @@ pub struct UserView {
     pub account_enabled: bool,
     #[serde(with = "graph_time")]
     pub created_date_time: OffsetDateTime,
+    /// "Member" or "Guest".
+    #[serde(default)]
+    pub user_type: String,
+    /// A guest's invited address; null for members.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// "Invitation" for guests; null for members.
+    #[serde(default)]
+    pub creation_type: Option<String>,
+    /// "Accepted" for guests (redeemed at once: Keyway sends no mail); null for members.
+    #[serde(default)]
+    pub external_user_state: Option<String>,
+}
+
+/// `POST /v1.0/invitations`: invite a user of another tenant as a guest (Entra B2B).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvitationInput {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub invited_user_email_address: Option<String>,
+    pub invite_redirect_url: Option<String>,
+    pub send_invitation_message: Option<bool>,
+    pub invited_user_display_name: Option<String>,
+    pub invited_user_type: Option<String>,
+    pub invited_user_message_info: Option<serde_json::Value>,
+    pub reset_redemption: Option<bool>,
+}
+
+/// The id of the guest user an invitation made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitedUserRef {
+    pub id: Uuid,
+}
+
+/// Graph's invitation, as `POST /v1.0/invitations` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationView {
+    pub id: Uuid,
+    pub invited_user_display_name: Option<String>,
+    pub invited_user_type: String,
+    pub invited_user_email_address: String,
+    pub send_invitation_message: bool,
+    pub reset_redemption: bool,
+    pub invite_redirect_url: String,
+    pub invite_redeem_url: String,
+    pub status: String,
+    pub invited_user: InvitedUserRef,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -385,6 +435,12 @@ pub struct SystemUserView {
     pub businessunitid: Uuid,
     pub fullname: String,
     pub roles: Vec<String>,
+    /// A guest from another tenant.
+    #[serde(default)]
+    pub isguest: bool,
+    /// People need a license to call the environment; guests start without one.
+    #[serde(default)]
+    pub islicensed: bool,
 }
 
 /// `POST /v1.0/environments/{id}/roles`.
@@ -425,11 +481,15 @@ pub struct AuditVerification {
     pub first_broken_row: Option<i64>,
 }
 
-/// `POST /v1.0/environments/{id}/addUser`: a person of the tenant as a system user.
+/// `POST /v1.0/environments/{id}/addUser`: a person of the tenant (a member or a guest) as a
+/// system user, named by user principal name or by object id.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvUserInput {
-    pub user_principal_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
     pub business_unit_id: Option<Uuid>,
     #[serde(default)]
     pub roles: Vec<String>,

@@ -765,3 +765,168 @@ fn connections_through_the_cli_and_no_secret_in_the_server_log() {
         "the client secret is in the database files"
     );
 }
+
+/// A guest through the CLI: `env user add` by object id, `env user license`, and
+/// `env role assign --system-user`; the guest's token from the inviting tenant then works.
+#[test]
+fn a_guest_is_added_licensed_and_given_a_role_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(dir.path(), &[]);
+    let profile: PathBuf = dir.path().join("admin.json");
+    let admin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    let contoso = json(
+        &profile,
+        &["tenant", "create", "Contoso", "--domain", "contoso.example"],
+    );
+    let env = json(&profile, &["env", "create", "dev"]);
+    let base = admin["baseUrl"].as_str().unwrap().to_string();
+    let tenant_a = admin["tenantId"].as_str().unwrap().to_string();
+    let tenant_b = contoso["tenant"]["id"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ca = std::fs::read(admin["caPath"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let token = |tenant: String, form: Vec<(&'static str, String)>| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let t: serde_json::Value = http
+                .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            t["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{t}"))
+                .to_string()
+        }
+    };
+    let graph = |tenant: String, id: &str, secret: &str| {
+        token(
+            tenant,
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", id.into()),
+                ("client_secret", secret.into()),
+                ("scope", "https://graph.microsoft.com/.default".into()),
+            ],
+        )
+    };
+    let post = |token: String, path: &str, body: serde_json::Value| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let guest_id = rt.block_on(async {
+        let admin_b = graph(
+            tenant_b.clone(),
+            contoso["administrator"]["clientId"].as_str().unwrap(),
+            contoso["administrator"]["clientSecret"].as_str().unwrap(),
+        )
+        .await;
+        post(admin_b, "/v1.0/users", serde_json::json!({"displayName": "Alice", "userPrincipalName": "alice@contoso.example", "passwordProfile": {"password": "correct horse battery"}})).await;
+        let admin_a = graph(
+            tenant_a.clone(),
+            admin["clientId"].as_str().unwrap(),
+            admin["clientSecret"].as_str().unwrap(),
+        )
+        .await;
+        let inv = post(admin_a, "/v1.0/invitations", serde_json::json!({"invitedUserEmailAddress": "alice@contoso.example", "inviteRedirectUrl": "https://myapps.example"})).await;
+        inv["invitedUser"]["id"].as_str().unwrap().to_string()
+    });
+    let su = json(&profile, &["env", "user", "add", "dev", &guest_id]);
+    assert_eq!(
+        (su["isguest"].as_bool(), su["islicensed"].as_bool()),
+        (Some(true), Some(false)),
+        "{su}"
+    );
+    let sid = su["systemuserid"].as_str().unwrap().to_string();
+    let cli = json(&profile, &["app", "create", "cli", "--public-client"]);
+    let cli_id = cli["appId"].as_str().unwrap().to_string();
+    json(&profile, &["sp", "create", &cli_id]);
+    let env_url = env["url"].as_str().unwrap().to_string();
+    let who_am_i = || {
+        let (http, env_url, tenant_a, cli_id) = (
+            http.clone(),
+            env_url.clone(),
+            tenant_a.clone(),
+            cli_id.clone(),
+        );
+        let token = &token;
+        rt.block_on(async move {
+            let t = token(
+                tenant_a,
+                vec![
+                    ("grant_type", "password".into()),
+                    ("client_id", cli_id),
+                    ("username", "alice@contoso.example".into()),
+                    ("password", "correct horse battery".into()),
+                    ("scope", format!("{env_url}/.default")),
+                ],
+            )
+            .await;
+            let r = http
+                .get(format!("{env_url}/api/data/v9.2/WhoAmI"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    let (s, e) = who_am_i();
+    assert_eq!(
+        (s.as_u16(), e["error"]["code"].as_str()),
+        (403, Some("0x8004d24b")),
+        "{e}"
+    );
+    let out = ok(&profile, &["env", "user", "license", "dev", &sid]);
+    assert!(out.contains("licensed"), "{out}");
+    let (s, e) = who_am_i();
+    assert_eq!(
+        (s.as_u16(), e["error"]["code"].as_str()),
+        (403, Some("0x80040220")),
+        "{e}"
+    );
+    ok(
+        &profile,
+        &[
+            "env",
+            "role",
+            "assign",
+            "dev",
+            "Basic User",
+            "--system-user",
+            &sid,
+        ],
+    );
+    let (s, who) = who_am_i();
+    assert_eq!(
+        (s.as_u16(), who["UserId"].as_str()),
+        (200, Some(sid.as_str())),
+        "{who}"
+    );
+    ok(
+        &profile,
+        &["env", "user", "license", "dev", &sid, "--remove"],
+    );
+    assert_eq!(who_am_i().0.as_u16(), 403);
+}

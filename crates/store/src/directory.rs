@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use keyway_core::directory::{
-    AppRoleAssignment, Application, KeyCredential, PasswordCredential, ServicePrincipal, Tenant,
-    User,
+    AppRoleAssignment, Application, HomeAccount, KeyCredential, PasswordCredential,
+    ServicePrincipal, Tenant, User, UserType,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -170,6 +170,12 @@ pub trait DirectoryStore: Send + Sync {
     async fn user_create(&self, user: &User) -> Result<(), StoreError>;
     async fn user_get(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>, StoreError>;
     async fn user_by_upn(&self, upn: &str) -> Result<Option<User>, StoreError>;
+    /// The guest in `tenant_id` that stands for the home account `home_user_id`.
+    async fn user_guest_of(
+        &self,
+        tenant_id: Uuid,
+        home_user_id: Uuid,
+    ) -> Result<Option<User>, StoreError>;
     async fn user_list(&self, tenant_id: Uuid) -> Result<Vec<User>, StoreError>;
     async fn user_update(&self, user: &User) -> Result<bool, StoreError>;
     async fn user_delete(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
@@ -193,7 +199,7 @@ const KEY_COLS: &str = "key_id, application_id, display_name, thumbprint_sha1, t
 const SP_COLS: &str =
     "id, tenant_id, app_id, display_name, account_enabled, app_owner_organization_id, created_at";
 const ROLE_COLS: &str = "id, tenant_id, principal_id, resource_id, app_role_id, created_at";
-const USER_COLS: &str = "id, tenant_id, user_principal_name, display_name, mail_nickname, account_enabled, password_hash, created_at";
+const USER_COLS: &str = "id, tenant_id, user_principal_name, display_name, mail_nickname, account_enabled, password_hash, created_at, user_type, mail, home_tenant_id, home_user_id";
 const KEY_ROW_COLS: &str =
     "kid, tenant_id, alg, sealed_private_key, public_x, public_y, created_at, retired_at";
 
@@ -270,6 +276,16 @@ fn user_from(r: &Row) -> Result<User, StoreError> {
         account_enabled: r.bool(5)?,
         password_hash: r.text(6)?,
         created_at: r.time(7)?,
+        user_type: {
+            let t = r.text(8)?;
+            UserType::parse(&t)
+                .ok_or_else(|| StoreError::Database(format!("unknown user type {t}")))?
+        },
+        mail: r.opt_text(9)?,
+        home: match (r.opt_uuid(10)?, r.opt_uuid(11)?) {
+            (Some(tenant_id), Some(user_id)) => Some(HomeAccount { tenant_id, user_id }),
+            _ => None,
+        },
     })
 }
 
@@ -936,7 +952,7 @@ impl DirectoryStore for SqlStore {
     async fn user_create(&self, u: &User) -> Result<(), StoreError> {
         self.db
             .execute(
-                "INSERT INTO users (id, tenant_id, user_principal_name, display_name, mail_nickname, account_enabled, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO users (id, tenant_id, user_principal_name, display_name, mail_nickname, account_enabled, password_hash, created_at, user_type, mail, home_tenant_id, home_user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 vec![
                     u.id.into(),
                     u.tenant_id.into(),
@@ -946,6 +962,10 @@ impl DirectoryStore for SqlStore {
                     u.account_enabled.into(),
                     u.password_hash.clone().into(),
                     u.created_at.into(),
+                    u.user_type.as_str().into(),
+                    u.mail.clone().into(),
+                    u.home.map(|h| h.tenant_id).into(),
+                    u.home.map(|h| h.user_id).into(),
                 ],
             )
             .await
@@ -968,7 +988,25 @@ impl DirectoryStore for SqlStore {
         self.db
             .fetch(
                 &format!("SELECT {USER_COLS} FROM users WHERE user_principal_name = $1"),
-                vec![upn.to_ascii_lowercase().into()],
+                vec![keyway_core::directory::normalize_upn(upn).into()],
+            )
+            .await?
+            .first()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn user_guest_of(
+        &self,
+        tenant_id: Uuid,
+        home_user_id: Uuid,
+    ) -> Result<Option<User>, StoreError> {
+        self.db
+            .fetch(
+                &format!(
+                    "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND home_user_id = $2"
+                ),
+                vec![tenant_id.into(), home_user_id.into()],
             )
             .await?
             .first()

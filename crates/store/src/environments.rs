@@ -79,6 +79,10 @@ pub struct SystemUserAccess {
     pub business_unit: Uuid,
     pub disabled: bool,
     pub application_id: Option<Uuid>,
+    /// `isguest`: a guest from another tenant.
+    pub guest: bool,
+    /// `islicensed` (unset counts as licensed for members, unlicensed for guests).
+    pub licensed: bool,
     pub role_count: usize,
     /// Every (privilege, depth) granted by each of the user's roles and their teams' roles; the
     /// domain takes the union.
@@ -237,7 +241,7 @@ impl EnvironmentStore for SqlStore {
         let rows = self
             .db
             .fetch(
-                &format!("SELECT systemuserid, businessunitid, isdisabled, applicationid FROM {table} WHERE {} = $1", ident(column)),
+                &format!("SELECT systemuserid, businessunitid, isdisabled, applicationid, isguest, islicensed FROM {table} WHERE {} = $1", ident(column)),
                 vec![id.into()],
             )
             .await?;
@@ -290,6 +294,12 @@ impl EnvironmentStore for SqlStore {
             business_unit: r.uuid(1)?,
             disabled: !r.is_null(2) && r.bool(2)?,
             application_id: r.opt_uuid(3)?,
+            guest: !r.is_null(4) && r.bool(4)?,
+            licensed: if r.is_null(5) {
+                r.is_null(4) || !r.bool(4)?
+            } else {
+                r.bool(5)?
+            },
             privileges,
         }))
     }

@@ -39,6 +39,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0006_dataverse_options.sql"),
     ),
     (
+        7,
+        "dataverse guests",
+        include_str!("migrations/sqlite/0007_dataverse_guests.sql"),
+    ),
+    (
         8,
         "dataverse teams and sharing",
         include_str!("migrations/sqlite/0008_dataverse_teams_sharing.sql"),
@@ -79,6 +84,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "dataverse options",
         include_str!("migrations/postgres/0006_dataverse_options.sql"),
+    ),
+    (
+        7,
+        "dataverse guests",
+        include_str!("migrations/postgres/0007_dataverse_guests.sql"),
     ),
     (
         8,

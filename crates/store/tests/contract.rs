@@ -245,8 +245,55 @@ async fn story(store: Arc<SqlStore>) {
         account_enabled: true,
         password_hash: "$argon2id$x".into(),
         created_at: NOW,
+        user_type: UserType::Member,
+        mail: None,
+        home: None,
     };
     store.user_create(&user).await.unwrap();
+    // A guest of the same tenant stands for a home account elsewhere; one per home account.
+    let home = HomeAccount {
+        tenant_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+    };
+    let guest = User {
+        id: Uuid::new_v4(),
+        user_principal_name: guest_user_principal_name(
+            "bob@fabrikam.example",
+            &b.tenant.domains[0],
+        ),
+        password_hash: String::new(),
+        user_type: UserType::Guest,
+        mail: Some("bob@fabrikam.example".into()),
+        home: Some(home),
+        ..user.clone()
+    };
+    store.user_create(&guest).await.unwrap();
+    assert_eq!(
+        store.user_guest_of(tid, home.user_id).await.unwrap(),
+        Some(guest.clone())
+    );
+    assert_eq!(
+        store
+            .user_by_upn(&guest.user_principal_name.to_lowercase())
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(guest.id),
+        "a guest's #EXT# name is found whatever its case"
+    );
+    assert!(
+        store
+            .user_create(&User {
+                id: Uuid::new_v4(),
+                user_principal_name: "other#ext#@x".into(),
+                ..guest.clone()
+            })
+            .await
+            .is_err(),
+        "a second guest for the same home account"
+    );
+    assert!(store.user_delete(tid, guest.id).await.unwrap());
+    assert_eq!(store.user_guest_of(tid, home.user_id).await.unwrap(), None);
     assert!(
         store
             .user_create(&User {

@@ -13,6 +13,9 @@ pub enum DataverseError {
     NotAMember(String),
     #[error("The user is disabled: {0}")]
     UserDisabled(String),
+    /// A person without a license (Dataverse's UserNotAssignedLicense, 403 0x8004d24b).
+    #[error("The user has not been assigned any License: {0}")]
+    Unlicensed(String),
     /// A privilege is missing (403, 0x80040220).
     #[error("{0}")]
     MissingPrivilege(String),

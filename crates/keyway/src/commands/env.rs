@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Subcommand;
 use keyway_core::wire::{
-    AppUserInput, EnvironmentInput, EnvironmentView, RoleAssignInput, RoleInput, RoleView,
-    SystemUserView,
+    AppUserInput, EnvUserInput, EnvironmentInput, EnvironmentView, RoleAssignInput, RoleInput,
+    RoleView, SystemUserView,
 };
 use reqwest::Method;
 
@@ -36,6 +36,32 @@ pub enum EnvCommand {
     Table {
         #[command(subcommand)]
         command: TableCommand,
+    },
+    /// People as system users: members of the tenant and invited guests, and their licenses.
+    User {
+        #[command(subcommand)]
+        command: EnvUserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EnvUserCommand {
+    /// Add a person by user principal name or object id (a guest starts unlicensed).
+    Add {
+        env: String,
+        /// alice@contoso.example, a guest's alice_fabrikam.example#EXT#@contoso.example, or an id.
+        user: String,
+        /// A role to give (repeatable), e.g. "Basic User".
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Give a system user a license (`islicensed`), or take it away with --remove.
+    License {
+        env: String,
+        /// The systemuserid.
+        system_user: uuid::Uuid,
+        #[arg(long)]
+        remove: bool,
     },
 }
 
@@ -161,12 +187,18 @@ pub enum RoleCommand {
     },
     /// List the roles.
     List { env: String },
-    /// Give a role to an application user.
+    /// Give a role to an application user (--app-id) or a system user (--system-user).
     Assign {
         env: String,
         role: String,
+        #[arg(
+            long,
+            required_unless_present = "system_user",
+            conflicts_with = "system_user"
+        )]
+        app_id: Option<uuid::Uuid>,
         #[arg(long)]
-        app_id: uuid::Uuid,
+        system_user: Option<uuid::Uuid>,
     },
 }
 
@@ -264,6 +296,7 @@ pub async fn run(global: &Global, cmd: EnvCommand) -> anyhow::Result<()> {
             )?;
         }
         EnvCommand::Role { command } => role(global, &mut c, command).await?,
+        EnvCommand::User { command } => user(global, &mut c, command).await?,
         EnvCommand::Table { command } => match command {
             TableCommand::Create {
                 env,
@@ -381,7 +414,12 @@ async fn role(global: &Global, c: &mut Client, cmd: RoleCommand) -> anyhow::Resu
                 .collect();
             output::show(global.output, &roles, &["NAME", "ID"], rows)?;
         }
-        RoleCommand::Assign { env, role, app_id } => {
+        RoleCommand::Assign {
+            env,
+            role,
+            app_id,
+            system_user,
+        } => {
             let e = find(c, &env).await?;
             let roles: Vec<RoleView> = c
                 .list(&format!("/v1.0/environments/{}/roles", e.id))
@@ -396,8 +434,8 @@ async fn role(global: &Global, c: &mut Client, cmd: RoleCommand) -> anyhow::Resu
                     )
                 })?;
             let input = RoleAssignInput {
-                system_user_id: None,
-                application_id: Some(app_id),
+                system_user_id: system_user,
+                application_id: app_id,
             };
             c.send_empty(
                 Method::POST,
@@ -405,7 +443,71 @@ async fn role(global: &Global, c: &mut Client, cmd: RoleCommand) -> anyhow::Resu
                 Some(&input),
             )
             .await?;
-            println!("gave '{}' to application {app_id} in {}", r.name, e.name);
+            let who = match (app_id, system_user) {
+                (Some(a), _) => format!("application {a}"),
+                (None, Some(u)) => format!("system user {u}"),
+                (None, None) => String::new(),
+            };
+            println!("gave '{}' to {who} in {}", r.name, e.name);
+        }
+    }
+    Ok(())
+}
+
+async fn user(global: &Global, c: &mut Client, cmd: EnvUserCommand) -> anyhow::Result<()> {
+    match cmd {
+        EnvUserCommand::Add { env, user, roles } => {
+            let e = find(c, &env).await?;
+            let (user_principal_name, user_id) = match uuid::Uuid::parse_str(&user) {
+                Ok(id) => (None, Some(id)),
+                Err(_) => (Some(user), None),
+            };
+            let input = EnvUserInput {
+                user_principal_name,
+                user_id,
+                business_unit_id: None,
+                roles,
+            };
+            let u: SystemUserView = c
+                .send(
+                    Method::POST,
+                    &format!("/v1.0/environments/{}/addUser", e.id),
+                    &input,
+                )
+                .await?;
+            output::pairs(
+                global.output,
+                &u,
+                vec![
+                    ("systemuserid", u.systemuserid.to_string()),
+                    ("fullname", u.fullname.clone()),
+                    ("isguest", u.isguest.to_string()),
+                    ("islicensed", u.islicensed.to_string()),
+                    ("roles", u.roles.join(", ")),
+                ],
+            )?;
+        }
+        EnvUserCommand::License {
+            env,
+            system_user,
+            remove,
+        } => {
+            let e = find(c, &env).await?;
+            let method = if remove { Method::DELETE } else { Method::POST };
+            c.send_empty::<()>(
+                method,
+                &format!("/v1.0/environments/{}/users/{system_user}/license", e.id),
+                None,
+            )
+            .await?;
+            if remove {
+                println!(
+                    "took the license of system user {system_user} in {}",
+                    e.name
+                );
+            } else {
+                println!("licensed system user {system_user} in {}", e.name);
+            }
         }
     }
     Ok(())

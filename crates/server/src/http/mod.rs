@@ -89,8 +89,16 @@ pub fn router(state: AppState) -> Router {
                 .delete(users::users_delete),
         )
         .route(
+            "/v1.0/invitations",
+            post(graph::invitations::invitations_create),
+        )
+        .route(
             "/v1.0/environments/{id}/addUser",
             post(graph::env_security::env_users_create),
+        )
+        .route(
+            "/v1.0/environments/{id}/users/{user}/license",
+            post(graph::env_security::license_grant).delete(graph::env_security::license_remove),
         )
         .route(
             "/v1.0/environments/{id}/audit/verify",

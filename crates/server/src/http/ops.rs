@@ -82,6 +82,8 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::env_security::roles_assign,
         crate::http::graph::env_security::audit_verify_get,
         crate::http::graph::env_security::env_users_create,
+        crate::http::graph::env_security::license_grant,
+        crate::http::graph::env_security::license_remove,
     ),
     tags((name = "operations"), (name = "tenants"), (name = "environments"))
 )]

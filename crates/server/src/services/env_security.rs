@@ -5,6 +5,7 @@ use keyway_core::dataverse::audit::AuditContext;
 use keyway_core::dataverse::authz::{self, BusinessUnits};
 use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::{EntityDef, Ownership};
+use keyway_core::dataverse::record::{FieldValue, Record};
 use keyway_core::dataverse::security::{self, ALL_ACCESS, Access, Privilege};
 use keyway_core::dataverse::seed::{self, Creator};
 use keyway_core::directory::DirectoryError;
@@ -183,6 +184,8 @@ pub async fn add_app_user(
         businessunitid: bu,
         fullname: format!("# {}", sp.display_name),
         roles: roles.into_iter().map(|(_, n)| n).collect(),
+        isguest: false,
+        islicensed: false,
     })
 }
 
@@ -347,7 +350,8 @@ pub async fn verify_audit(
     })
 }
 
-/// A person of the tenant as a system user (found later by their directory object id).
+/// A person of the tenant as a system user (found later by their directory object id): a member,
+/// licensed from the start, or a guest from another tenant (`isguest`), who starts unlicensed.
 pub async fn add_user(
     state: &AppState,
     caller: &Caller,
@@ -358,17 +362,36 @@ pub async fn add_user(
     let all_units = state.store.business_units(&c.env).await?;
     let units = BusinessUnits::new(all_units.clone());
     require(&c, Access::Create, "systemuser", &units)?;
-    let person = state
-        .store
-        .user_by_upn(&input.user_principal_name)
-        .await?
-        .filter(|u| u.tenant_id == caller.tenant_id)
-        .ok_or_else(|| {
-            DirectoryError::invalid(
-                "userPrincipalName",
-                format!("no user {} in this tenant", input.user_principal_name),
+    let person = match (&input.user_principal_name, input.user_id) {
+        (Some(upn), None) => state
+            .store
+            .user_by_upn(upn)
+            .await?
+            .filter(|u| u.tenant_id == caller.tenant_id)
+            .ok_or_else(|| {
+                DirectoryError::invalid(
+                    "userPrincipalName",
+                    format!("no user {upn} in this tenant (a guest is named by its #EXT# name or its id: invite them first with POST /v1.0/invitations)"),
+                )
+            })?,
+        (None, Some(id)) => state
+            .store
+            .user_get(caller.tenant_id, id)
+            .await?
+            .ok_or_else(|| {
+                DirectoryError::invalid(
+                    "userId",
+                    format!("no user {id} in this tenant (invite a user of another tenant first with POST /v1.0/invitations)"),
+                )
+            })?,
+        _ => {
+            return Err(DirectoryError::invalid(
+                "userId",
+                "give exactly one of userPrincipalName or userId",
             )
-        })?;
+            .into());
+        }
+    };
     if state
         .store
         .dataverse_user(&c.env, SystemUserKey::ObjectId(person.id))
@@ -392,7 +415,24 @@ pub async fn add_user(
         upn: person.user_principal_name.clone(),
         display_name: person.display_name.clone(),
     };
-    let record = seed::system_user(&who, id, bu, c.principal.user_id, state.clock.now());
+    let mut record = seed::system_user(&who, id, bu, c.principal.user_id, state.clock.now());
+    let guest = person.is_guest();
+    if guest {
+        // Dataverse's guests: flagged, reachable at their real address, and unlicensed until an
+        // administrator gives them a license.
+        record
+            .fields
+            .insert("isguest".into(), FieldValue::Bool(true));
+        record
+            .fields
+            .insert("islicensed".into(), FieldValue::Bool(false));
+        if let Some(mail) = &person.mail {
+            record.fields.insert(
+                "internalemailaddress".into(),
+                FieldValue::Text(mail.clone()),
+            );
+        }
+    }
     let ids: Vec<Uuid> = roles.iter().map(|(r, _)| *r).collect();
     state
         .store
@@ -410,5 +450,35 @@ pub async fn add_user(
         businessunitid: bu,
         fullname: person.display_name,
         roles: roles.into_iter().map(|(_, n)| n).collect(),
+        isguest: guest,
+        islicensed: !guest,
     })
+}
+
+/// Give a person of the environment a license, or take it away (`islicensed`), as an ordinary
+/// audited update of their system user: it needs prvWritesystemuser, as a PATCH would.
+pub async fn set_license(
+    state: &AppState,
+    caller: &Caller,
+    env_id: Uuid,
+    system_user_id: Uuid,
+    licensed: bool,
+) -> Result<()> {
+    let c = as_system_user(state, caller, env_id).await?;
+    let user = state
+        .store
+        .dataverse_user(&c.env, SystemUserKey::Id(system_user_id))
+        .await?
+        .ok_or_else(|| DirectoryError::not_found("system user", system_user_id))?;
+    if user.application_id.is_some() {
+        return Err(DirectoryError::invalid(
+            "systemuserid",
+            "an application user needs no license: it acts through its roles alone",
+        )
+        .into());
+    }
+    let users = table(&c, "systemuser")?.clone();
+    let set = Record::new("systemuser").with("islicensed", FieldValue::Bool(licensed));
+    super::records::update(state, &c, &users, system_user_id, set, None).await?;
+    Ok(())
 }

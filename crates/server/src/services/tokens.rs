@@ -9,19 +9,19 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use keyway_core::directory::{ServicePrincipal, Tenant, is_current};
+use keyway_core::directory::{ServicePrincipal, Tenant, User, is_current};
 use keyway_core::graph_roles::{self, GRAPH_APP_ID, GRAPH_RESOURCE_URI};
 use keyway_core::scope;
 use keyway_core::token::{
     ACCESS_TOKEN_LIFETIME, AccessTokenClaims, CLIENT_ASSERTION_TYPE, CLOCK_SKEW, ClientAuthMethod,
-    TokenError,
+    ForeignAccount, TokenError,
 };
 use keyway_core::wire::TokenResponse;
 use keyway_crypto::assertion;
 use keyway_crypto::certificate::Certificate;
 use std::sync::Arc;
 
-use keyway_store::{AssertionUse, ClientRecord, DirectoryStore};
+use keyway_store::{AssertionUse, ClientRecord, DirectoryStore, EnvironmentStore};
 
 use super::directory_cache::{CachedClient, Resource};
 use uuid::Uuid;
@@ -379,6 +379,8 @@ async fn client_credentials(
         scp: None,
         upn: None,
         name: None,
+        idp: None,
+        acct: None,
         idtyp: "app".into(),
         ver: "2.0".into(),
         uti: URL_SAFE_NO_PAD.encode(keyway_crypto::random::bytes::<16>()),
@@ -386,21 +388,59 @@ async fn client_credentials(
     sign(state, tenant, &claims).await
 }
 
-async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Result<TokenResponse> {
-    let client = authenticate_client(state, req, tenant, true).await?;
-    let username = required(req, "username")?.to_ascii_lowercase();
-    let password = required(req, "password")?.to_string();
-    let scope = required(req, "scope")?;
-    let delegated = scope::delegated(scope, GRAPH_RESOURCE_URI)
-        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
-    let resource = resolve_resource(state, tenant, &delegated.resource).await?;
+/// The resource of a user's token. An environment of another tenant is named too: Entra issues
+/// Dataverse tokens in any tenant (Dataverse is a multi-tenant app), and the environment then
+/// refuses a token whose tenant is not its own, saying so.
+async fn delegated_resource(state: &AppState, tenant: &Tenant, resource: &str) -> Result<Resource> {
+    match resolve_resource(state, tenant, resource).await {
+        Err(ServiceError::Token(TokenError::UnknownResource(r))) => {
+            let elsewhere = match keyway_core::environment::environment_in_url(
+                resource,
+                |h| state.is_our_host(h),
+                state.config.environment_domain.as_deref(),
+            ) {
+                Some(name) => state.store.environment_by_name(&name).await?,
+                None => None,
+            };
+            elsewhere
+                .map(Resource::Environment)
+                .ok_or_else(|| TokenError::UnknownResource(r).into())
+        }
+        other => other,
+    }
+}
 
-    let user = state
-        .store
-        .user_by_upn(&username)
-        .await?
-        .filter(|u| u.tenant_id == tenant.id);
-    let stored = user
+/// Who signs in with a password at a tenant: a member, or a guest of it through their home
+/// account (named by its home name or by the guest's `#EXT#` name). The password checked is
+/// always the home account's.
+struct SignIn {
+    /// The account whose password was checked.
+    account: User,
+    /// The guest object in this tenant when the account lives in another tenant.
+    guest: Option<User>,
+}
+
+async fn sign_in(
+    state: &AppState,
+    req: &TokenRequest,
+    tenant: &Tenant,
+    username: &str,
+    password: String,
+) -> Result<SignIn> {
+    let named = state.store.user_by_upn(username).await?;
+    let (account, guest) = match named {
+        Some(g) if g.is_guest() && g.tenant_id == tenant.id => {
+            let account = match g.home {
+                Some(h) => state.store.user_get(h.tenant_id, h.user_id).await?,
+                None => None,
+            };
+            (account, Some(g))
+        }
+        // A guest object elsewhere cannot sign in anywhere; its home account can.
+        Some(g) if g.is_guest() => (None, None),
+        other => (other, None),
+    };
+    let stored = account
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| keyway_crypto::password::dummy_hash().to_string());
@@ -410,13 +450,49 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         tokio::task::spawn_blocking(move || keyway_crypto::password::verify(&password, &stored))
             .await
             .map_err(|e| ServiceError::Internal(format!("password check: {e}")))?;
-    let user = match (ok, user) {
+    let account = match (ok, account) {
         (true, Some(u)) => u,
         _ => return Err(TokenError::InvalidUserCredentials.into()),
     };
-    if !user.account_enabled {
+    if !account.account_enabled {
         return Err(TokenError::UserDisabled.into());
     }
+    if account.tenant_id == tenant.id {
+        return Ok(SignIn {
+            account,
+            guest: None,
+        });
+    }
+    let guest = match guest {
+        Some(g) => Some(g),
+        None => state.store.user_guest_of(tenant.id, account.id).await?,
+    };
+    let Some(guest) = guest else {
+        return Err(TokenError::UserNotInTenant(Box::new(ForeignAccount {
+            user: account.user_principal_name.clone(),
+            idp: format!("{}/{}/v2.0", req.origin, account.tenant_id),
+            tenant: tenant.id.to_string(),
+        }))
+        .into());
+    };
+    if !guest.account_enabled {
+        return Err(TokenError::UserDisabled.into());
+    }
+    Ok(SignIn {
+        account,
+        guest: Some(guest),
+    })
+}
+
+async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Result<TokenResponse> {
+    let client = authenticate_client(state, req, tenant, true).await?;
+    let username = required(req, "username")?.to_ascii_lowercase();
+    let password = required(req, "password")?.to_string();
+    let scope = required(req, "scope")?;
+    let delegated = scope::delegated(scope, GRAPH_RESOURCE_URI)
+        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
+    let resource = delegated_resource(state, tenant, &delegated.resource).await?;
+    let signed_in = sign_in(state, req, tenant, &username, password).await?;
     let permissions: Vec<String> = delegated
         .permissions
         .iter()
@@ -434,6 +510,25 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         Resource::Principal(sp) if sp.app_id == GRAPH_APP_ID => GRAPH_RESOURCE_URI.to_string(),
         _ => delegated.resource.clone(),
     };
+    // A guest's token is the inviting tenant's, about the guest object; Entra adds the home
+    // identity provider (`idp`) and `acct` = 1, and no `upn`.
+    let (user, upn, idp, acct) = match &signed_in.guest {
+        Some(g) => (
+            g,
+            None,
+            Some(format!(
+                "{}/{}/v2.0",
+                req.origin, signed_in.account.tenant_id
+            )),
+            Some(1),
+        ),
+        None => (
+            &signed_in.account,
+            Some(signed_in.account.user_principal_name.clone()),
+            None,
+            None,
+        ),
+    };
     let claims = AccessTokenClaims {
         aud,
         iss: issuer(req, tenant),
@@ -449,8 +544,10 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         azpacr: client.method.acr().into(),
         roles: vec![],
         scp: Some(permissions.join(" ")),
-        upn: Some(user.user_principal_name.clone()),
+        upn,
         name: Some(user.display_name.clone()),
+        idp,
+        acct,
         idtyp: "user".into(),
         ver: "2.0".into(),
         uti: URL_SAFE_NO_PAD.encode(keyway_crypto::random::bytes::<16>()),

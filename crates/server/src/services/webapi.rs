@@ -57,6 +57,14 @@ pub async fn authenticate(
     if claims.exp + CLOCK_SKEW.whole_seconds() <= now {
         return Err(unauthenticated("The access token has expired."));
     }
+    // The tenant first: a token from another tenant (a guest's home tenant, say) names the
+    // mismatch rather than a puzzling audience.
+    if claims.tid != env.tenant_id.to_string() {
+        return Err(unauthenticated(format!(
+            "The access token was issued by tenant {}, but environment '{}' belongs to tenant {}: ask for the token at {}/{}/oauth2/v2.0/token (a guest signs in there with their home account).",
+            claims.tid, env.name, env.tenant_id, state.base_url, env.tenant_id
+        )));
+    }
     let named = keyway_core::environment::environment_in_url(
         &claims.aud,
         |h| state.is_our_host(h),
@@ -68,9 +76,6 @@ pub async fn authenticate(
             claims.aud,
             super::environments::url(state, &env)
         )));
-    }
-    if claims.tid != env.tenant_id.to_string() {
-        return Err(unauthenticated("The access token is from another tenant."));
     }
     let parse = |s: &str| {
         Uuid::parse_str(s)
@@ -91,6 +96,7 @@ pub async fn authenticate(
     if user.disabled {
         return Err(DataverseError::UserDisabled(user.id.to_string()).into());
     }
+    admit_person(&user, &env)?;
     let tables = state.directory.tables(state, &env).await?;
     let caller = Principal {
         user_id: user.id,
@@ -135,6 +141,7 @@ pub async fn authenticate(
     if other.disabled {
         return Err(DataverseError::UserDisabled(other.id.to_string()).into());
     }
+    admit_person(&other, &env)?;
     let privileges = other
         .privileges
         .iter()
@@ -155,6 +162,30 @@ pub async fn authenticate(
         },
         on_behalf_of: Some(caller.user_id),
     })
+}
+
+/// People (members and guests) act only with a license and at least one role; application
+/// users need neither a license nor, to call WhoAmI, a role.
+fn admit_person(user: &keyway_store::SystemUserAccess, env: &Environment) -> Result<()> {
+    if user.application_id.is_some() {
+        return Ok(());
+    }
+    if !user.licensed {
+        let who = if user.guest { "guest user" } else { "user" };
+        return Err(DataverseError::Unlicensed(format!(
+            "the {who} {} has no license in environment '{}'. A System Administrator can give one with `keyway env user license {} {}` (or PATCH systemusers({}) {{\"islicensed\": true}}).",
+            user.id, env.name, env.name, user.id, user.id
+        ))
+        .into());
+    }
+    if user.role_count == 0 {
+        return Err(DataverseError::MissingPrivilege(format!(
+            "Principal user (Id={}, type=8, roleCount=0) is missing prvReadOrganization privilege: it holds no security role in environment '{}'. Give it one (e.g. Basic User) with `keyway env role assign {} \"Basic User\" --system-user {}`.",
+            user.id, env.name, env.name, user.id
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub struct WhoAmI {

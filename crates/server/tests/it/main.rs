@@ -7,6 +7,7 @@ mod assertions;
 mod connections;
 mod environments;
 mod graph;
+mod guests;
 mod helpers;
 mod metadata_paths;
 mod nodes;

@@ -99,7 +99,7 @@ pub async fn audit_verify_get(
 
 #[utoipa::path(post, path = "/v1.0/environments/{id}/addUser", tag = "environments",
     params(("id" = String, Path, description = "Environment id")),
-    request_body(content = inline(serde_json::Value), description = "{\"userPrincipalName\": \"alice@contoso.example\", \"roles\": [\"Basic User\"]}"),
+    request_body(content = inline(serde_json::Value), description = "{\"userPrincipalName\": \"alice@contoso.example\", \"roles\": [\"Basic User\"]} or {\"userId\": \"<object id of a member or a guest>\"}"),
     responses((status = 201, description = "The person's system user")), security(("bearer" = [])))]
 pub async fn env_users_create(
     State(state): State<AppState>,
@@ -112,4 +112,36 @@ pub async fn env_users_create(
         .await
         .or_graph(&ctx)?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/users/{user}/license", tag = "environments",
+    params(("id" = String, Path, description = "Environment id"), ("user" = String, Path, description = "systemuserid")),
+    responses((status = 204, description = "Licensed (islicensed = true)")), security(("bearer" = [])))]
+pub async fn license_grant(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let user = path_id(&user, "system user", &ctx)?;
+    svc::set_license(&state, &caller, id, user, true)
+        .await
+        .or_graph(&ctx)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/v1.0/environments/{id}/users/{user}/license", tag = "environments",
+    params(("id" = String, Path, description = "Environment id"), ("user" = String, Path, description = "systemuserid")),
+    responses((status = 204, description = "Unlicensed (islicensed = false)")), security(("bearer" = [])))]
+pub async fn license_remove(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, GraphError> {
+    let id = path_id(&id, "environment", &ctx)?;
+    let user = path_id(&user, "system user", &ctx)?;
+    svc::set_license(&state, &caller, id, user, false)
+        .await
+        .or_graph(&ctx)?;
+    Ok(StatusCode::NO_CONTENT)
 }

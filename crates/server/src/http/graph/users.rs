@@ -17,7 +17,11 @@ pub async fn users_list(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, GraphError> {
-    let query = ListQuery::parse(q.as_deref(), &ctx, &["userPrincipalName", "displayName"])?;
+    let query = ListQuery::parse(
+        q.as_deref(),
+        &ctx,
+        &["userPrincipalName", "displayName", "userType", "mail"],
+    )?;
     let list = svc::list(&state, &caller).await.or_graph(&ctx)?;
     Ok(collection(
         &origin(&state, &headers),
