@@ -397,6 +397,64 @@ pub struct SigningKeyView {
     pub created_date_time: OffsetDateTime,
 }
 
+/// A master key and what is sealed directly under it (never key material).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterKeyView {
+    pub id: String,
+    pub current: bool,
+    /// Whether this server holds the key (a value sealed under a key it lacks cannot open).
+    pub held: bool,
+    pub data_keys: u64,
+    pub signing_keys: u64,
+    pub server_secrets: u64,
+}
+
+/// A data key: which master key wraps it and how many secrets it seals.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataKeyView {
+    pub id: String,
+    pub current: bool,
+    pub wrapped_by: String,
+    pub secrets: u64,
+    #[serde(with = "graph_time")]
+    pub created_date_time: OffsetDateTime,
+}
+
+/// `GET /v1.0/keys`: the master and data keys, by id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    pub current_master_key_id: String,
+    /// `file` (master.key) or `environment` (KEYWAY_MASTER_KEY).
+    pub source: String,
+    pub master_keys: Vec<MasterKeyView>,
+    pub data_keys: Vec<DataKeyView>,
+}
+
+/// How many values a rotation sealed again under the new master key, by kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealCounts {
+    pub data_keys: u64,
+    pub signing_keys: u64,
+    pub server_secrets: u64,
+}
+
+/// `POST /v1.0/keys/rotate`: the outcome of a master key rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRotation {
+    pub previous_master_key_id: String,
+    pub current_master_key_id: String,
+    pub rewrapped: ResealCounts,
+    /// Retired master keys removed from master.key: nothing was sealed under them any more.
+    pub removed_master_keys: Vec<String>,
+    /// The master keys after the rotation, with what each still seals.
+    pub master_keys: Vec<MasterKeyView>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod assertion;
 pub mod audit;
 pub mod certificate;
+pub mod envelope;
 pub mod client_certificate;
 pub mod password;
 pub mod random;

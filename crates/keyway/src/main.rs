@@ -89,6 +89,20 @@ enum Command {
         #[command(subcommand)]
         command: commands::env::EnvCommand,
     },
+    /// Flow Service organizations and their sandboxes.
+    Flowservice {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::flowservice::FlowServiceCommand,
+    },
+    /// The master key that seals every stored secret, and its rotation.
+    Keys {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+    },
     /// Service principals and their roles.
     Sp {
         #[command(flatten)]
@@ -137,6 +151,10 @@ fn main() -> std::process::ExitCode {
             }
             Command::Env { global, command } => commands::env::run(&global, command).await,
             Command::Audit { global, command } => commands::audit::run(&global, command).await,
+            Command::Flowservice { global, command } => {
+                commands::flowservice::run(&global, command).await
+            }
+            Command::Keys { global, command } => commands::keys::run(&global, command).await,
             Command::Sp { global, command } => commands::sp::run(&global, command).await,
             Command::User { global, command } => commands::user::run(&global, command).await,
             Command::Token { global, command } => commands::token::run(&global, command).await,

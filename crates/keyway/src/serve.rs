@@ -95,6 +95,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => TlsMode::Auto,
     };
     let master_key = std::env::var("KEYWAY_MASTER_KEY").ok();
+    // Older keys still accepted for opening while `keyway keys rotate` re-wraps (comma-separated).
+    config.previous_master_keys = std::env::var("KEYWAY_MASTER_KEY_PREVIOUS")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     let app = App::build(config, Arc::new(keyway_core::SystemClock), master_key)
         .await
         .context("starting Keyway")?;

@@ -930,3 +930,125 @@ fn a_guest_is_added_licensed_and_given_a_role_through_the_cli() {
     );
     assert_eq!(who_am_i().0.as_u16(), 403);
 }
+
+/// `keyway token get` for an app with its secret; true when a JWT came back.
+fn token_works(profile: &Path, app_id: &str, secret: &str) -> bool {
+    let out = Command::new(BIN)
+        .args(["token", "get", "--client-id", app_id, "--raw"])
+        .env("KEYWAY_PROFILE", profile)
+        .env("KEYWAY_CLIENT_SECRET", secret)
+        .output()
+        .unwrap();
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count()
+            == 3
+}
+
+fn key_file_ids(dir: &Path) -> (String, Vec<String>) {
+    let f: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("master.key")).unwrap()).unwrap();
+    (
+        f["current"].as_str().unwrap().to_string(),
+        f["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn keys_rotate_through_the_cli_and_a_kill_9_midway_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let profile: PathBuf = dir.path().join("admin.json");
+    let app = json(&profile, &["app", "create", "Rotation robot"]);
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let secret = json(&profile, &["app", "secret", "add", &app_id, "--name", "r"])["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json(&profile, &["sp", "create", &app_id]);
+    assert!(token_works(&profile, &app_id, &secret));
+
+    let status = json(&profile, &["keys", "status"]);
+    let m0 = status["currentMasterKeyId"].as_str().unwrap().to_string();
+    assert_eq!(key_file_ids(dir.path()), (m0.clone(), vec![m0.clone()]));
+    let table = ok(&profile, &["keys", "status"]);
+    assert!(table.contains(&m0) && table.contains("DATA KEY"), "{table}");
+
+    // Rotate: the file holds only the new key, and a restarted server works from it.
+    let r = json(&profile, &["keys", "rotate"]);
+    let m1 = r["currentMasterKeyId"].as_str().unwrap().to_string();
+    assert_ne!(m1, m0);
+    assert_eq!(r["removedMasterKeys"], serde_json::json!([m0]));
+    assert_eq!(key_file_ids(dir.path()), (m1.clone(), vec![m1.clone()]));
+    drop(server);
+    server = serve(dir.path(), &[]);
+    assert!(token_works(&profile, &app_id, &secret), "after a restart");
+    assert_eq!(
+        json(&profile, &["keys", "status"])["currentMasterKeyId"],
+        m1.as_str()
+    );
+
+    // kill -9 once the new key is written but before anything is re-wrapped (the server waits
+    // a second in between): the old key stays in the file, so nothing is lost.
+    let rotating = Command::new(BIN)
+        .args(["keys", "rotate"])
+        .env("KEYWAY_PROFILE", &profile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while key_file_ids(dir.path()).1.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the new key was never written"
+        );
+        // A plain test thread, not an async runtime: sleeping blocks nothing else.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let mut rotating = rotating;
+    assert!(!rotating.wait().unwrap().success());
+    let (m2, ids) = key_file_ids(dir.path());
+    assert_eq!(ids, vec![m2.clone(), m1.clone()]);
+    drop(server);
+    server = serve(dir.path(), &[]);
+    assert!(
+        token_works(&profile, &app_id, &secret),
+        "after kill -9 midway"
+    );
+    let status = json(&profile, &["keys", "status"]);
+    assert_eq!(status["currentMasterKeyId"], m2.as_str());
+    let old = &status["masterKeys"][1];
+    assert_eq!(old["id"], m1.as_str(), "{status}");
+    assert_eq!(
+        old["dataKeys"], 1,
+        "still sealed under the old key: {status}"
+    );
+
+    // The next rotation finishes the job and empties the file of both retired keys.
+    let out = ok(&profile, &["keys", "rotate"]);
+    assert!(out.contains("Removed from master.key"), "{out}");
+    let (m3, ids) = key_file_ids(dir.path());
+    assert_eq!(ids, vec![m3.clone()]);
+    assert!(out.contains(&m1) && out.contains(&m2), "{out}");
+    drop(server);
+    let _server = serve(dir.path(), &[]);
+    assert!(
+        token_works(&profile, &app_id, &secret),
+        "after the last restart"
+    );
+    assert_eq!(
+        json(&profile, &["keys", "status"])["currentMasterKeyId"],
+        m3.as_str()
+    );
+}

@@ -17,6 +17,7 @@ use crate::files::write_private;
 use crate::services::signing::SigningKeys;
 use crate::services::tenants::{self, TenantCache};
 use crate::services::tokens::RateLimiter;
+use crate::services::vault::Vault;
 use crate::state::{AppState, Inner};
 use crate::{keys, tls, workers};
 
@@ -63,23 +64,25 @@ impl App {
             let _ =
                 std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
         }
-        let key_ring = Arc::new(keys::load_key_ring(
+        let key_ring = keys::load(
             &config.data_dir,
             master_key.as_deref(),
-        )?);
+            &config.previous_master_keys,
+        )?;
         let store = keyway_store::open(&config.database_url())
             .await
             .with_context(|| "opening the database")?;
 
         let now = clock.now();
-        let fresh = keyway_crypto::random::bytes::<32>();
-        let sealed = key_ring.seal(&fresh, format!("server-secret:{PEPPER}").as_bytes())?;
+        let fresh = zeroize::Zeroizing::new(keyway_crypto::random::bytes::<32>());
+        let sealed = key_ring.seal(fresh.as_slice(), &keys::server_secret_aad(PEPPER))?;
         let stored = store
             .server_secret_get_or_insert(PEPPER, sealed, now)
             .await?;
         let pepper_bytes = key_ring
-            .open(&stored, format!("server-secret:{PEPPER}").as_bytes())
+            .open(&stored, &keys::server_secret_aad(PEPPER))
             .context("the master key does not open this database's secrets: is KEYWAY_MASTER_KEY or master.key the one it was made with?")?;
+        let vault = Vault::load(store.as_ref(), &key_ring.ring(), now).await?;
         let pepper: [u8; 32] = pepper_bytes
             .as_slice()
             .try_into()
@@ -116,6 +119,7 @@ impl App {
             store,
             clock,
             key_ring,
+            vault,
             secrets: SecretHasher::new(&pepper),
             signing: SigningKeys::default(),
             tenants: TenantCache::default(),

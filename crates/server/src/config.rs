@@ -35,6 +35,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Connections warn this many days before the credential they use expires.
     pub connection_expiry_warning_days: i64,
+    /// Older master keys (base64) still accepted for opening, with `KEYWAY_MASTER_KEY`.
+    pub previous_master_keys: Vec<String>,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             rate_limit_burst: 400,
             max_body_bytes: 1024 * 1024,
             connection_expiry_warning_days: 14,
+            previous_master_keys: Vec::new(),
         }
     }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use keyway_core::Clock;
-use keyway_crypto::seal::KeyRing;
 use keyway_crypto::secret::SecretHasher;
 use keyway_store::SqlStore;
 
@@ -20,7 +19,10 @@ pub struct Inner {
     pub config: Config,
     pub store: Arc<SqlStore>,
     pub clock: Arc<dyn Clock>,
-    pub key_ring: Arc<KeyRing>,
+    /// The master keys, swapped whole by a rotation.
+    pub key_ring: crate::keys::MasterKeys,
+    /// The unwrapped data keys that seal secrets.
+    pub vault: crate::services::vault::Vault,
     pub secrets: SecretHasher,
     pub signing: SigningKeys,
     pub tenants: TenantCache,

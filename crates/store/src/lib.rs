@@ -2,6 +2,7 @@
 //! and the SQLite and PostgreSQL backends chosen from the database URL.
 
 mod connections;
+mod data_keys;
 mod dataverse;
 mod directory;
 mod environments;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use connections::{
     ConnectionEvent, ConnectionPermission, ConnectionStore, SealedField, SecretChanges,
 };
+pub use data_keys::{DataKeyStore, MasterSealed, Reseal, StoredDataKey};
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;

@@ -53,6 +53,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "connections",
         include_str!("migrations/sqlite/0010_connections.sql"),
     ),
+    (
+        11,
+        "data keys",
+        include_str!("migrations/sqlite/0011_data_keys.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -99,6 +104,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "connections",
         include_str!("migrations/postgres/0010_connections.sql"),
+    ),
+    (
+        11,
+        "data keys",
+        include_str!("migrations/postgres/0011_data_keys.sql"),
     ),
 ];
 

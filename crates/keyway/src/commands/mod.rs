@@ -4,6 +4,8 @@ pub mod app;
 pub mod audit;
 pub mod connection;
 pub mod env;
+pub mod flowservice;
+pub mod keys;
 pub mod sp;
 pub mod tenant;
 pub mod token;

@@ -136,6 +136,8 @@ pub fn router(state: AppState) -> Router {
             "/v1.0/tenants/{id}/signingKeys/rotate",
             post(tenants::signing_keys_rotate),
         )
+        .route("/v1.0/keys", get(graph::keys::keys_get))
+        .route("/v1.0/keys/rotate", post(graph::keys::keys_rotate))
         .route(
             "/env/{env}/api/data/v9.2",
             get(webapi::service_document_get),

@@ -72,6 +72,8 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::tenants::tenants_create,
         crate::http::graph::tenants::signing_keys_list,
         crate::http::graph::tenants::signing_keys_rotate,
+        crate::http::graph::keys::keys_get,
+        crate::http::graph::keys::keys_rotate,
         crate::http::graph::environments::environments_list,
         crate::http::graph::environments::environments_create,
         crate::http::graph::environments::environments_get,
@@ -85,7 +87,7 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::env_security::license_grant,
         crate::http::graph::env_security::license_remove,
     ),
-    tags((name = "operations"), (name = "tenants"), (name = "environments"))
+    tags((name = "operations"), (name = "tenants"), (name = "keys"), (name = "environments"))
 )]
 pub struct ApiDoc;
 

@@ -129,7 +129,7 @@ impl SigningKeys {
 
 /// A new P-256 key for a tenant, sealed for storage.
 pub fn new_key(state: &AppState, tenant_id: Uuid, now: OffsetDateTime) -> Result<StoredSigningKey> {
-    new_key_with(&state.key_ring, tenant_id, now)
+    new_key_with(&state.key_ring.ring(), tenant_id, now)
 }
 
 pub fn new_key_with(

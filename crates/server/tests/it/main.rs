@@ -9,6 +9,7 @@ mod environments;
 mod graph;
 mod guests;
 mod helpers;
+mod keys;
 mod metadata_paths;
 mod nodes;
 mod ops;

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod env_security;
 pub mod environments;
+pub mod keys;
 pub mod invitations;
 pub mod service_principals;
 pub mod tenants;
