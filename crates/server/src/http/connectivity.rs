@@ -371,11 +371,56 @@ pub async fn connection_test_post(
     let (mut c, role) = svc::get(&state, &caller, Api::PowerPlatform, &scope, &name)
         .await
         .map_err(fail)?;
-    c.status = crate::services::connection_auth::test(&state, &caller.label(), &c)
+    // A test proves the credentials with the authority now, unless the caller is content with
+    // a token still cached for this connection.
+    let using = if params
+        .iter()
+        .any(|(k, v)| k == "useCachedToken" && v.eq_ignore_ascii_case("true"))
+    {
+        crate::services::connection_auth::TokenUse::Cached
+    } else {
+        crate::services::connection_auth::TokenUse::Fresh
+    };
+    c.status = crate::services::connection_auth::test_with(&state, &caller.label(), &c, using)
         .await
         .map_err(fail)?;
     c.tested_at = Some(state.clock.now());
     Ok(Json(connection_json(&state, &c, role)).into_response())
+}
+
+/// `GET …/connections/{id}/events` (Keyway's): the connection's history.
+pub async fn events_get(
+    State(state): State<AppState>,
+    Path((_connector, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    ctx: RequestContext,
+) -> PResult {
+    let fail = |error| PlatformError {
+        error,
+        ctx: ctx.clone(),
+    };
+    let params = query_params(raw.as_deref());
+    api_version(&params).map_err(fail)?;
+    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let scope = scope_of(&state, &headers, &params, None).map_err(fail)?;
+    let events = svc::events(&state, &caller, Api::PowerPlatform, &scope, &name)
+        .await
+        .map_err(fail)?;
+    let value: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "time": time(e.at),
+                "kind": e.kind,
+                "caller": e.caller,
+                "actingAs": e.acting_as,
+                "purpose": e.purpose,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "value": value })).into_response())
 }
 
 fn permission_json(c: &Connection, p: &keyway_store::ConnectionPermission) -> Value {

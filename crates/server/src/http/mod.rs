@@ -175,6 +175,10 @@ pub fn router(state: AppState) -> Router {
             post(connectivity::connection_test_post),
         )
         .route(
+            "/connectivity/connectors/{connector}/connections/{id}/events",
+            get(connectivity::events_get),
+        )
+        .route(
             "/connectivity/connectors/{connector}/connections/{id}/permissions",
             get(connectivity::permissions_get),
         )

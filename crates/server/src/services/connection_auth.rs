@@ -140,13 +140,35 @@ pub async fn token_for(
     caller: &str,
     purpose: &str,
 ) -> Result<std::result::Result<Zeroizing<String>, Status>> {
+    token_with(state, c, resource, caller, purpose, TokenUse::Cached).await
+}
+
+/// Whether a token may come from the cache, or must come from the authority now (a test that
+/// proves the credentials still work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    Cached,
+    Fresh,
+}
+
+/// [`token_for`], choosing whether the cache may answer.
+pub async fn token_with(
+    state: &AppState,
+    c: &Connection,
+    resource: &str,
+    caller: &str,
+    purpose: &str,
+    using: TokenUse,
+) -> Result<std::result::Result<Zeroizing<String>, Status>> {
     let key = TokenKey {
         connection: c.id,
         version: c.version,
         resource: resource.to_string(),
     };
     let now = state.clock.now();
-    if let Some(t) = state.connection_tokens.get(&key, now) {
+    if using == TokenUse::Cached
+        && let Some(t) = state.connection_tokens.get(&key, now)
+    {
         return Ok(Ok(t));
     }
     let connector = conn::connector(&c.connector)
@@ -359,6 +381,17 @@ async fn authority_for(
 /// Test a connection for real: a token with its credentials, then the target's `WhoAmI`. The
 /// outcome is stored as its status and returned.
 pub async fn test(state: &AppState, caller: &str, c: &Connection) -> Result<Status> {
+    test_with(state, caller, c, TokenUse::Fresh).await
+}
+
+/// [`test`], with a cached token when `using` allows: the Web API call is still made, but the
+/// credentials are not shown to the authority again while the token is fresh.
+pub async fn test_with(
+    state: &AppState,
+    caller: &str,
+    c: &Connection,
+    using: TokenUse,
+) -> Result<Status> {
     let env = match c.api {
         Api::PowerPlatform => match Uuid::parse_str(&c.scope) {
             Ok(id) => state.store.environment_get(id).await?,
@@ -371,22 +404,28 @@ pub async fn test(state: &AppState, caller: &str, c: &Connection) -> Result<Stat
         Some(set) if set.auth == AuthKind::MachineAccount => Status::Unknown,
         _ => match target_url(state, c, env.as_ref()) {
             None => failure("NoTarget", "The connection names no environment to act in."),
-            Some(target) => match token_for(state, c, &target, caller, "test").await? {
+            Some(target) => match token_with(state, c, &target, caller, "test", using).await? {
                 Err(s) => s,
                 Ok(token) => who_am_i(state, &target, &token).await,
             },
         },
     };
     let now = state.clock.now();
-    state
-        .store
-        .connection_status_set(
-            c.id,
-            &status,
-            now,
-            &event(state, c.id, "test", caller, None, status.name()),
-        )
-        .await?;
+    // Repeated tests with the same outcome within a minute change nothing worth a write.
+    let unchanged = status == c.status
+        && c.tested_at
+            .is_some_and(|t| now - t < Duration::minutes(1) && t <= now);
+    if !unchanged {
+        state
+            .store
+            .connection_status_set(
+                c.id,
+                &status,
+                now,
+                &event(state, c.id, "test", caller, None, status.name()),
+            )
+            .await?;
+    }
     Ok(status)
 }
 

@@ -641,6 +641,25 @@ pub async fn modify_permissions(
         })
 }
 
+/// A connection's history: every decryption (who asked, whom it acts as, why), test, change and
+/// share. Its owner and editors may read it.
+pub async fn events(
+    state: &AppState,
+    caller: &ConnCaller,
+    api: Api,
+    scope: &str,
+    name: &str,
+) -> Result<Vec<ConnectionEvent>> {
+    let (c, role) = get(state, caller, api, scope, name).await?;
+    if !role.can_read_parameters() {
+        return Err(err(ConnectionError::Forbidden(format!(
+            "You hold {} on connection '{name}': its history is for its owner and editors.",
+            role.name()
+        ))));
+    }
+    Ok(state.store.connection_events(c.id).await?)
+}
+
 /// Public values as a reader sees them: secrets masked.
 pub fn shown_values(c: &Connection) -> Map<String, Value> {
     conn::values::masked_view(&c.public_values, &c.secret_fields)

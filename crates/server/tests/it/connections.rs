@@ -440,6 +440,39 @@ async fn connectivity_api(backend: Backend) {
         "{e}"
     );
 
+    // Every opening of the secrets is in the history, naming the caller, the identity and why.
+    let (s, h) = api
+        .call(
+            &flow,
+            Method::GET,
+            &format!("{dv}/conn-good/events?$filter=environment eq '{env_id}'"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    let events = h["value"].as_array().unwrap();
+    let decrypts: Vec<&Value> = events.iter().filter(|e| e["kind"] == "decrypt").collect();
+    assert!(!decrypts.is_empty(), "{h}");
+    assert_eq!(decrypts[0]["purpose"], "test");
+    assert_eq!(decrypts[0]["actingAs"], flow_cid.as_str());
+    assert!(decrypts[0]["caller"].is_string());
+    for kind in ["create", "update", "test", "share"] {
+        assert!(events.iter().any(|e| e["kind"] == kind), "{kind} in {h}");
+    }
+    let (s, _) = api
+        .call(
+            &reader,
+            Method::GET,
+            &format!("{dv}/conn-good/events?$filter=environment eq '{env_id}'"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "Can use holders do not read the history"
+    );
+
     // Delete: gone for everyone.
     let (s, _) = api
         .call(
