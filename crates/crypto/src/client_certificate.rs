@@ -100,7 +100,11 @@ impl ClientCertificate {
             "https://probe.invalid/token",
             OffsetDateTime::UNIX_EPOCH,
         )?;
-        let signed = probe.rsplitn(2, '.').nth(1).unwrap_or_default().to_string();
+        let signed = probe
+            .rsplit_once('.')
+            .map(|(head, _)| head)
+            .unwrap_or_default()
+            .to_string();
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(probe.rsplit('.').next().unwrap_or_default())
             .map_err(|_| bad("the probe signature is not base64url"))?;
@@ -205,7 +209,7 @@ mod tests {
             let (cert, key) = pem_pair(alg);
             let c = ClientCertificate::load(&format!("{cert}\n{key}"), None).unwrap();
             let jwt = c
-                .assertion("app", "https://login/token", OffsetDateTime::now_utc())
+                .assertion("app", "https://login/token", OffsetDateTime::UNIX_EPOCH)
                 .unwrap();
             let claims: serde_json::Value = serde_json::from_slice(
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD
