@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::directory::{AppRoleAssignment, ServicePrincipal};
 use keyway_core::environment::Environment;
+use keyway_core::token::AccessTokenClaims;
 use keyway_store::{
     ClientRecord, DirectoryStore, EnvironmentStore, SystemUserAccess, SystemUserKey,
 };
@@ -54,7 +55,19 @@ pub struct DirectoryCache {
     tables: Entries<Uuid, Arc<Vec<EntityDef>>>,
     units: Entries<Uuid, Arc<UnitTree>>,
     users: Entries<(Uuid, SystemUserKey), Option<SystemUserAccess>>,
+    tokens: RwLock<HashMap<String, VerifiedToken>>,
 }
+
+/// A bearer token whose signature was checked once: its claims, and the tenant key that signed it
+/// (still looked for among the published keys on every use, so a retired key's tokens stop).
+struct VerifiedToken {
+    claims: Arc<AccessTokenClaims>,
+    tenant: Uuid,
+    kid: Arc<str>,
+}
+
+/// Verified tokens kept at most; past it, expired ones go, then all (tokens are only ever ours).
+const MAX_TOKENS: usize = 50_000;
 
 /// Read through a cache map: a fresh entry, or `load` and remember.
 async fn cached<K, V, F, Fut>(state: &AppState, map: &Entries<K, V>, key: K, load: F) -> Result<V>
@@ -103,6 +116,52 @@ fn put<K: std::hash::Hash + Eq, V>(
 }
 
 impl DirectoryCache {
+    /// The claims of a bearer token signed by one of its tenant's published keys. An ECDSA check
+    /// costs more than the rest of a Web API read, so a token is verified once and then found by
+    /// its whole text until it expires; expiry, audience and tenant are still checked by the caller
+    /// on every request, and the signing key must still be published.
+    pub async fn verified_token(
+        &self,
+        state: &AppState,
+        token: &str,
+    ) -> Result<Arc<AccessTokenClaims>> {
+        let hit = self.tokens.read().ok().and_then(|m| {
+            m.get(token)
+                .map(|v| (v.claims.clone(), v.tenant, v.kid.clone()))
+        });
+        if let Some((claims, tenant, kid)) = hit {
+            let keys = state.signing.published(state, tenant, false).await?;
+            if keys.iter().any(|k| *k.kid == *kid) {
+                return Ok(claims);
+            }
+        }
+        let claims: Arc<AccessTokenClaims> = Arc::new(state.signing.verify(state, token).await?);
+        let (Some(kid), Ok(tenant)) = (
+            keyway_crypto::signing::token_kid(token),
+            Uuid::parse_str(&claims.tid),
+        ) else {
+            return Ok(claims);
+        };
+        let now = state.clock.now().unix_timestamp();
+        if let Ok(mut m) = self.tokens.write() {
+            if m.len() >= MAX_TOKENS {
+                m.retain(|_, v| v.claims.exp > now);
+                if m.len() >= MAX_TOKENS {
+                    m.clear();
+                }
+            }
+            m.insert(
+                token.to_string(),
+                VerifiedToken {
+                    claims: claims.clone(),
+                    tenant,
+                    kid: kid.into(),
+                },
+            );
+        }
+        Ok(claims)
+    }
+
     pub async fn environment(&self, state: &AppState, name: &str) -> Result<Option<Environment>> {
         cached(state, &self.environments, name.to_string(), || async {
             Ok(state.store.environment_by_name(name).await?)

@@ -8,7 +8,7 @@ use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::dataverse::record::{FieldValue, Record};
 use keyway_core::dataverse::security::Access;
 use keyway_core::environment::Environment;
-use keyway_core::token::{AccessTokenClaims, CLOCK_SKEW};
+use keyway_core::token::CLOCK_SKEW;
 use keyway_store::{EnvironmentStore, SystemUserKey};
 use uuid::Uuid;
 
@@ -50,9 +50,13 @@ pub async fn authenticate(
         .environment(state, env_name)
         .await?
         .ok_or_else(|| DataverseError::UnknownSegment(format!("env/{env_name}")))?;
-    let claims: AccessTokenClaims = state.signing.verify(state, token).await.map_err(|_| {
-        unauthenticated("The access token is invalid (bad signature or unknown key).")
-    })?;
+    let claims = state
+        .directory
+        .verified_token(state, token)
+        .await
+        .map_err(|_| {
+            unauthenticated("The access token is invalid (bad signature or unknown key).")
+        })?;
     let now = state.clock.now().unix_timestamp();
     if claims.exp + CLOCK_SKEW.whole_seconds() <= now {
         return Err(unauthenticated("The access token has expired."));

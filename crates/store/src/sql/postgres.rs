@@ -1,16 +1,18 @@
 //! The PostgreSQL backend: one pool; several Keyway nodes may share the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Column, Postgres, Row as _, Transaction, TypeInfo, ValueRef};
 
-use super::{Db, Row, Tx, Value, map_err};
+use super::{Db, Growth, Inserted, Row, Tx, Value, map_err};
 use crate::StoreError;
 
 pub struct PgDb {
     pool: PgPool,
+    growth: Arc<Growth>,
 }
 
 impl PgDb {
@@ -21,7 +23,10 @@ impl PgDb {
             .connect(url)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            growth: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -93,12 +98,20 @@ impl Db for PgDb {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        if let Some(table) = Growth::inserted_table(sql) {
+            self.handle()
+                .grew(Inserted::from([(table.to_string(), r.rows_affected())]));
+        }
         Ok(r.rows_affected())
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(PgTx(tx)))
+        Ok(Box::new(PgTx {
+            tx,
+            inserted: Inserted::new(),
+            db: self.handle(),
+        }))
     }
 
     fn dialect(&self) -> super::Dialect {
@@ -110,13 +123,50 @@ impl Db for PgDb {
     }
 }
 
-struct PgTx(Transaction<'static, Postgres>);
+impl PgDb {
+    fn handle(&self) -> GrowthHandle {
+        GrowthHandle {
+            pool: self.pool.clone(),
+            growth: self.growth.clone(),
+        }
+    }
+}
+
+/// What a transaction needs to ask for ANALYZE once it has committed (autovacuum would, but
+/// only a minute or more later, and reads planned meanwhile walk the wrong index).
+struct GrowthHandle {
+    pool: PgPool,
+    growth: Arc<Growth>,
+}
+
+impl GrowthHandle {
+    fn grew(&self, inserted: Inserted) {
+        for table in self.growth.note(&inserted) {
+            let (pool, growth) = (self.pool.clone(), self.growth.clone());
+            tokio::spawn(async move {
+                let r = sqlx::query(AssertSqlSafe(format!("ANALYZE {table}")))
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = &r {
+                    tracing::warn!(table, error = %e, "ANALYZE after a bulk load failed");
+                }
+                growth.analyzed(&table, r.is_ok());
+            });
+        }
+    }
+}
+
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    inserted: Inserted,
+    db: GrowthHandle,
+}
 
 #[async_trait]
 impl Tx for PgTx {
     async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
         let rows = query(sql, args)
-            .fetch_all(&mut *self.0)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(map_err)?;
         rows.iter().map(decode).collect()
@@ -124,13 +174,19 @@ impl Tx for PgTx {
 
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
         let r = query(sql, args)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
+        if let Some(table) = Growth::inserted_table(sql) {
+            *self.inserted.entry(table.to_string()).or_default() += r.rows_affected();
+        }
         Ok(r.rows_affected())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(map_err)
+        let Self { tx, inserted, db } = *self;
+        tx.commit().await.map_err(map_err)?;
+        db.grew(inserted);
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,12 +13,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction, TypeInfo, ValueRef};
 
-use super::{Db, Row, Tx, Value, map_err};
+use super::{Db, Growth, Inserted, Row, Tx, Value, map_err};
 use crate::StoreError;
 
 pub struct SqliteDb {
     writer: SqlitePool,
     readers: SqlitePool,
+    growth: Arc<Growth>,
 }
 
 impl SqliteDb {
@@ -29,7 +31,9 @@ impl SqliteDb {
             // FULL: an acknowledged write survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // ANALYZE samples this many rows per index instead of reading every one.
+            .pragma("analysis_limit", "1000");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -42,7 +46,11 @@ impl SqliteDb {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            growth: Arc::default(),
+        })
     }
 
     pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
@@ -76,8 +84,7 @@ fn decode(row: &SqliteRow) -> Result<Row, StoreError> {
             out.push(Value::Text(None));
             continue;
         }
-        let kind = raw.type_info().name().to_string();
-        let v = match kind.as_str() {
+        let v = match raw.type_info().name() {
             "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => {
                 Value::Int(row.try_get(i).map_err(map_err)?)
             }
@@ -110,6 +117,9 @@ impl Db for SqliteDb {
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
+        if let Some(table) = Growth::inserted_table(sql) {
+            self.grew(Inserted::from([(table.to_string(), r.rows_affected())]));
+        }
         Ok(r.rows_affected())
     }
 
@@ -119,7 +129,11 @@ impl Db for SqliteDb {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx(tx)))
+        Ok(Box::new(SqliteTx {
+            tx,
+            inserted: Inserted::new(),
+            db: self.handle(),
+        }))
     }
 
     fn dialect(&self) -> super::Dialect {
@@ -131,13 +145,53 @@ impl Db for SqliteDb {
     }
 }
 
-struct SqliteTx(Transaction<'static, Sqlite>);
+impl SqliteDb {
+    fn handle(&self) -> GrowthHandle {
+        GrowthHandle {
+            writer: self.writer.clone(),
+            growth: self.growth.clone(),
+        }
+    }
+
+    fn grew(&self, inserted: Inserted) {
+        self.handle().grew(inserted);
+    }
+}
+
+/// What a transaction needs to ask for ANALYZE once it has committed.
+struct GrowthHandle {
+    writer: SqlitePool,
+    growth: Arc<Growth>,
+}
+
+impl GrowthHandle {
+    fn grew(&self, inserted: Inserted) {
+        for table in self.growth.note(&inserted) {
+            let (writer, growth) = (self.writer.clone(), self.growth.clone());
+            tokio::spawn(async move {
+                let r = sqlx::query(AssertSqlSafe(format!("ANALYZE {table}")))
+                    .execute(&writer)
+                    .await;
+                if let Err(e) = &r {
+                    tracing::warn!(table, error = %e, "ANALYZE after a bulk load failed");
+                }
+                growth.analyzed(&table, r.is_ok());
+            });
+        }
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    inserted: Inserted,
+    db: GrowthHandle,
+}
 
 #[async_trait]
 impl Tx for SqliteTx {
     async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
         let rows = query(sql, args)
-            .fetch_all(&mut *self.0)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(map_err)?;
         rows.iter().map(decode).collect()
@@ -145,13 +199,19 @@ impl Tx for SqliteTx {
 
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
         let r = query(sql, args)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
+        if let Some(table) = Growth::inserted_table(sql) {
+            *self.inserted.entry(table.to_string()).or_default() += r.rows_affected();
+        }
         Ok(r.rows_affected())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(map_err)
+        let Self { tx, inserted, db } = *self;
+        tx.commit().await.map_err(map_err)?;
+        db.grew(inserted);
+        Ok(())
     }
 }
