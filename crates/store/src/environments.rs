@@ -98,7 +98,8 @@ pub struct RecordList<'a> {
     pub filter: Option<&'a keyway_core::odata::Expr>,
     pub orderby: &'a [keyway_core::odata::OrderBy],
     pub limit: u64,
-    pub offset: u64,
+    /// Start after this sort key (the last row of the page before; see `sql::query::page_key`).
+    pub after: Option<&'a [keyway_core::dataverse::record::FieldValue]>,
     pub count: bool,
 }
 
@@ -317,7 +318,7 @@ impl EnvironmentStore for SqlStore {
             filter: list.filter,
             orderby: list.orderby,
             limit: list.limit,
-            offset: list.offset,
+            after: list.after,
         };
         let ((select, args), (count_sql, count_args)) =
             compile(&q, self.db.dialect()).map_err(|e| match e {
@@ -385,7 +386,7 @@ impl EnvironmentStore for SqlStore {
                         filter: Some(&filter),
                         orderby: &[],
                         limit: chunk.len() as u64,
-                        offset: 0,
+                        after: None,
                         count: false,
                     },
                 )

@@ -415,9 +415,9 @@ pub(crate) async fn handle(
             body.insert("@odata.count".into(), n.into());
         }
         body.insert("value".into(), values.into());
-        if let Some(next) = page.next_offset {
+        if let Some(next) = page.next_skiptoken {
             let mut o = options.clone();
-            o.skiptoken = Some(next.to_string());
+            o.skiptoken = Some(next);
             body.insert(
                 "@odata.nextLink".into(),
                 format!("{base}/{segment}?{}", o.to_query_string()).into(),

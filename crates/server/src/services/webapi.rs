@@ -278,8 +278,90 @@ pub async fn retrieve(
 pub struct Page {
     pub records: Vec<Record>,
     pub count: Option<i64>,
-    /// The offset of the next page, when there is one.
-    pub next_offset: Option<u64>,
+    /// The `$skiptoken` of the next page, when there is one.
+    pub next_skiptoken: Option<String>,
+}
+
+/// What a `$skiptoken` is sealed to: the environment, table, filter and order it pages through,
+/// so a token pasted onto another query is refused rather than silently misread.
+fn skiptoken_aad(
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    options: &keyway_core::odata::QueryOptions,
+) -> Vec<u8> {
+    let order: Vec<String> = options
+        .orderby
+        .iter()
+        .map(|o| format!("{} {}", o.property, o.descending))
+        .collect();
+    let filter = options.filter.as_ref().map(ToString::to_string);
+    format!(
+        "keyway-skiptoken\0{}\0{}\0{}\0{}",
+        caller.env.id,
+        entity.logical_name,
+        filter.unwrap_or_default(),
+        order.join(",")
+    )
+    .into_bytes()
+}
+
+/// The next page's token: the last row's sort key and the rows served so far (for `$top`),
+/// sealed so it is opaque and any change to it is detected.
+fn seal_skiptoken(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    options: &keyway_core::odata::QueryOptions,
+    last: &Record,
+    served: u64,
+) -> Result<String> {
+    use base64::Engine;
+    let key = keyway_store::sql::query::page_key(entity, &options.orderby, last)
+        .map_err(|e| ServiceError::Internal(format!("page key: {e:?}")))?;
+    let body = serde_json::json!({
+        "k": keyway_store::sql::query::page_key_json(&key),
+        "n": served,
+    });
+    let sealed = state
+        .key_ring
+        .seal(
+            body.to_string().as_bytes(),
+            &skiptoken_aad(caller, entity, options),
+        )
+        .map_err(|e| ServiceError::Internal(format!("sealing a skiptoken: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+}
+
+/// A `$skiptoken` back: the sort key to start after and the rows served before it.
+fn open_skiptoken(
+    state: &AppState,
+    caller: &WebApiCaller,
+    entity: &EntityDef,
+    options: &keyway_core::odata::QueryOptions,
+    token: &str,
+) -> Result<(Vec<FieldValue>, u64)> {
+    use base64::Engine;
+    let refused = || {
+        ServiceError::from(DataverseError::Syntax(
+            "The $skiptoken is not one this server issued for this query.".into(),
+        ))
+    };
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| refused())?;
+    let body = state
+        .key_ring
+        .open(&sealed, &skiptoken_aad(caller, entity, options))
+        .map_err(|_| refused())?;
+    let body: serde_json::Value = serde_json::from_slice(&body).map_err(|_| refused())?;
+    let key = keyway_store::sql::query::page_key_from_json(
+        entity,
+        &options.orderby,
+        body.get("k").ok_or_else(refused)?,
+    )
+    .map_err(|_| refused())?;
+    let served = body.get("n").and_then(|n| n.as_u64()).ok_or_else(refused)?;
+    Ok((key, served))
 }
 
 fn odata_error(e: keyway_core::odata::ODataError) -> ServiceError {
@@ -338,14 +420,15 @@ pub async fn list(
         caller.role_count,
     )
     .map_err(|d| DataverseError::MissingPrivilege(d.message()))?;
-    let offset: u64 = match &options.skiptoken {
-        Some(t) => t.parse().map_err(|_| {
-            DataverseError::Syntax("The $skiptoken is not one this server issued.".into())
-        })?,
-        None => 0,
+    let (after, served) = match &options.skiptoken {
+        Some(t) => {
+            let (key, served) = open_skiptoken(state, caller, entity, options, t)?;
+            (Some(key), served)
+        }
+        None => (None, 0),
     };
     let top = options.top.map(|t| u64::from(t.get()));
-    let remaining = top.map(|t| t.saturating_sub(offset));
+    let remaining = top.map(|t| t.saturating_sub(served));
     let want = remaining.map_or(page_size, |r| r.min(page_size));
     let (mut records, count) = state
         .store
@@ -357,7 +440,7 @@ pub async fn list(
                 filter: options.filter.as_ref(),
                 orderby: &options.orderby,
                 limit: want + 1,
-                offset,
+                after: after.as_deref(),
                 count: options.count,
             },
         )
@@ -375,11 +458,21 @@ pub async fn list(
         })?;
     let more = records.len() as u64 > want;
     records.truncate(want as usize);
-    let next_offset = (more && remaining.is_none_or(|r| r > want)).then_some(offset + want);
+    let next_skiptoken = match records.last() {
+        Some(last) if more && remaining.is_none_or(|r| r > want) => Some(seal_skiptoken(
+            state,
+            caller,
+            entity,
+            options,
+            last,
+            served + want,
+        )?),
+        _ => None,
+    };
     Ok(Page {
         records,
         count,
-        next_offset,
+        next_skiptoken,
     })
 }
 

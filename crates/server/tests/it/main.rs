@@ -19,3 +19,4 @@ mod security;
 mod sharing;
 mod tokens;
 mod webapi;
+mod webapi_paging;

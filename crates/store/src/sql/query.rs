@@ -4,6 +4,7 @@
 
 use keyway_core::dataverse::authz::RowScope;
 use keyway_core::dataverse::metadata::{AttributeDef, EntityDef, Storage};
+use keyway_core::dataverse::record::{FieldValue, Record};
 use keyway_core::odata::{CompareOp, Expr, Literal, Operand, OrderBy, TextFunc};
 
 use super::{Dialect, Value, ident};
@@ -25,7 +26,9 @@ pub struct RecordQuery<'a> {
     pub orderby: &'a [OrderBy],
     /// Rows to return (the caller asks one more to know whether a next page exists).
     pub limit: u64,
-    pub offset: u64,
+    /// The sort key of the last row of the previous page (see [`page_key`]): this page starts
+    /// after it, found through the index rather than by counting rows past an offset.
+    pub after: Option<&'a [FieldValue]>,
 }
 
 struct Builder<'a> {
@@ -277,6 +280,172 @@ impl<'a> Builder<'a> {
 /// SQL text and the values bound to its placeholders.
 pub type Statement = (String, Vec<Value>);
 
+/// The columns a page is sorted by, each with `descending`: `$orderby`'s, then the key, so the
+/// order is total and a page can start right after the last row of the one before.
+fn sort_keys<'e>(
+    entity: &'e EntityDef,
+    orderby: &[OrderBy],
+) -> Result<Vec<(&'e AttributeDef, bool)>, QueryError> {
+    let b = Builder {
+        entity,
+        dialect: Dialect::Sqlite,
+        args: Vec::new(),
+    };
+    let mut keys = Vec::with_capacity(orderby.len() + 1);
+    for o in orderby {
+        keys.push((b.column(std::slice::from_ref(&o.property))?, o.descending));
+    }
+    let id = entity
+        .attribute(&entity.primary_id)
+        .ok_or_else(|| QueryError::Invalid(format!("{} has no key column", entity.logical_name)))?;
+    keys.push((id, false));
+    Ok(keys)
+}
+
+/// Where `record` stands in the order of `orderby`: its value of each sort column, then its key.
+pub fn page_key(
+    entity: &EntityDef,
+    orderby: &[OrderBy],
+    record: &Record,
+) -> Result<Vec<FieldValue>, QueryError> {
+    Ok(sort_keys(entity, orderby)?
+        .iter()
+        .map(|(a, _)| {
+            record
+                .fields
+                .get(&a.logical_name)
+                .cloned()
+                .unwrap_or(FieldValue::Null)
+        })
+        .collect())
+}
+
+/// A page key as JSON (ids and text as strings, instants as Unix microseconds).
+pub fn page_key_json(key: &[FieldValue]) -> serde_json::Value {
+    use serde_json::Value as J;
+    J::Array(
+        key.iter()
+            .map(|v| match v {
+                FieldValue::Null => J::Null,
+                FieldValue::Text(s) => J::from(s.as_str()),
+                FieldValue::Int(n) => J::from(*n),
+                FieldValue::Real(x) => J::from(*x),
+                FieldValue::Bool(b) => J::from(*b),
+                FieldValue::Instant(t) => J::from(keyway_core::clock::to_micros(*t)),
+                FieldValue::Id(u) => J::from(u.to_string()),
+            })
+            .collect(),
+    )
+}
+
+/// A page key back from JSON, each value checked against its sort column's type.
+pub fn page_key_from_json(
+    entity: &EntityDef,
+    orderby: &[OrderBy],
+    json: &serde_json::Value,
+) -> Result<Vec<FieldValue>, QueryError> {
+    use serde_json::Value as J;
+    let keys = sort_keys(entity, orderby)?;
+    let wrong = || QueryError::Invalid("The $skiptoken does not fit this query.".into());
+    let values = json
+        .as_array()
+        .filter(|v| v.len() == keys.len())
+        .ok_or_else(wrong)?;
+    keys.iter()
+        .zip(values)
+        .map(|((a, _), v)| {
+            Ok(match (a.kind.storage(), v) {
+                (_, J::Null) => FieldValue::Null,
+                (Storage::Text, J::String(s)) => FieldValue::Text(s.clone()),
+                (Storage::Id, J::String(s)) => {
+                    FieldValue::Id(uuid::Uuid::parse_str(s).map_err(|_| wrong())?)
+                }
+                (Storage::Int, J::Number(n)) => FieldValue::Int(n.as_i64().ok_or_else(wrong)?),
+                (Storage::Real, J::Number(n)) => FieldValue::Real(n.as_f64().ok_or_else(wrong)?),
+                (Storage::Bool, J::Bool(b)) => FieldValue::Bool(*b),
+                (Storage::Instant, J::Number(n)) => FieldValue::Instant(
+                    keyway_core::clock::from_micros(n.as_i64().ok_or_else(wrong)?),
+                ),
+                _ => return Err(wrong()),
+            })
+        })
+        .collect()
+}
+
+impl Builder<'_> {
+    /// Rows after `key` in the order of `keys`: `(k1 > v1) OR (k1 = v1 AND k2 > v2) …`, with a
+    /// leading `k1 >= v1` the first column's index can start its range scan at. Nulls sort where
+    /// each database puts them: first ascending on SQLite, last ascending on PostgreSQL.
+    fn after(
+        &mut self,
+        keys: &[(&AttributeDef, bool)],
+        key: &[FieldValue],
+    ) -> Result<String, QueryError> {
+        if key.len() != keys.len() {
+            return Err(QueryError::Invalid(
+                "The $skiptoken does not fit this query.".into(),
+            ));
+        }
+        let mut bound = Vec::with_capacity(keys.len());
+        for ((a, desc), v) in keys.iter().zip(key) {
+            let value = crate::records::to_sql(a.kind.storage(), v).map_err(|_| {
+                QueryError::Invalid("The $skiptoken does not fit this query.".into())
+            })?;
+            // The key is never null, so no null can follow it.
+            let nulls_first = a.logical_name == self.entity.primary_id
+                || match self.dialect {
+                    Dialect::Sqlite => !desc,
+                    Dialect::Postgres => *desc,
+                };
+            let p = (*v != FieldValue::Null).then(|| self.bind(value));
+            bound.push((ident(&a.logical_name), *desc, nulls_first, p));
+        }
+        let mut alternatives = Vec::new();
+        let mut equal: Vec<String> = Vec::new();
+        for (col, desc, nulls_first, p) in &bound {
+            let after = match (p, nulls_first) {
+                (None, true) => Some(format!("{col} IS NOT NULL")),
+                (None, false) => None,
+                (Some(p), true) => Some(format!("{col} {} {p}", if *desc { "<" } else { ">" })),
+                (Some(p), false) => Some(format!(
+                    "({col} {} {p} OR {col} IS NULL)",
+                    if *desc { "<" } else { ">" }
+                )),
+            };
+            if let Some(after) = after {
+                let mut all = equal.clone();
+                all.push(after);
+                alternatives.push(all.join(" AND "));
+            }
+            equal.push(match p {
+                None => format!("{col} IS NULL"),
+                Some(p) => format!("{col} = {p}"),
+            });
+        }
+        let any = if alternatives.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            format!("({})", alternatives.join(" OR "))
+        };
+        // The range start on the first sort column, so the scan does not begin at the top.
+        let (col, desc, nulls_first, p) = &bound[0];
+        let start = match (p, nulls_first) {
+            _ if bound.len() == 1 => None,
+            (None, true) => None,
+            (None, false) => Some(format!("{col} IS NULL")),
+            (Some(p), true) => Some(format!("{col} {} {p}", if *desc { "<=" } else { ">=" })),
+            (Some(p), false) => Some(format!(
+                "({col} {} {p} OR {col} IS NULL)",
+                if *desc { "<=" } else { ">=" }
+            )),
+        };
+        Ok(match start {
+            Some(start) => format!("{start} AND {any}"),
+            None => any,
+        })
+    }
+}
+
 /// `SELECT <every column> … WHERE scope AND filter ORDER BY … LIMIT … OFFSET …`, and the count
 /// query with the same WHERE.
 pub fn compile(
@@ -300,17 +469,17 @@ pub fn compile(
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    let mut order = Vec::new();
-    for o in q.orderby {
-        let a = b.column(std::slice::from_ref(&o.property))?;
-        order.push(format!(
-            "{} {}",
-            ident(&a.logical_name),
-            if o.descending { "DESC" } else { "ASC" }
-        ));
-    }
-    // The key last, so pages never overlap or skip rows.
-    order.push(format!("{} ASC", ident(&q.entity.primary_id)));
+    let keys = sort_keys(q.entity, q.orderby)?;
+    let order: Vec<String> = keys
+        .iter()
+        .map(|(a, desc)| {
+            format!(
+                "{} {}",
+                ident(&a.logical_name),
+                if *desc { "DESC" } else { "ASC" }
+            )
+        })
+        .collect();
     let table = ident(&q.entity.sql_table(q.env_number));
     let cols: Vec<String> = q
         .entity
@@ -320,12 +489,20 @@ pub fn compile(
         .collect();
     let count_sql = format!("SELECT COUNT(*) FROM {table}{where_sql}");
     let count_args = b.args.clone();
+    let mut where_sql = where_sql;
+    if let Some(after) = q.after {
+        let cond = b.after(&keys, after)?;
+        where_sql = if where_sql.is_empty() {
+            format!(" WHERE {cond}")
+        } else {
+            format!("{where_sql} AND {cond}")
+        };
+    }
     let select = format!(
-        "SELECT {} FROM {table}{where_sql} ORDER BY {} LIMIT {} OFFSET {}",
+        "SELECT {} FROM {table}{where_sql} ORDER BY {} LIMIT {}",
         cols.join(", "),
         order.join(", "),
         q.limit,
-        q.offset
     );
     Ok(((select, b.args), (count_sql, count_args)))
 }
@@ -334,6 +511,7 @@ pub fn compile(
 mod tests {
     use super::*;
     use keyway_core::dataverse::system_tables::builtin_entities;
+    use keyway_core::odata::OrderBy;
     use uuid::Uuid;
 
     fn account() -> EntityDef {
@@ -353,7 +531,7 @@ mod tests {
             filter: Some(&f),
             orderby: &[],
             limit: 51,
-            offset: 0,
+            after: None,
         };
         compile(&q, Dialect::Sqlite).map(|(s, _)| s)
     }
@@ -374,10 +552,7 @@ mod tests {
             vec![Value::Text(Some("O'Brien".into())), Value::Int(Some(10))]
         );
         assert!(s.starts_with(r#"SELECT "accountid""#) && s.contains(r#"FROM "dv7_account""#));
-        assert!(
-            s.ends_with(r#"ORDER BY "accountid" ASC LIMIT 51 OFFSET 0"#),
-            "{s}"
-        );
+        assert!(s.ends_with(r#"ORDER BY "accountid" ASC LIMIT 51"#), "{s}");
         let (s, _) = sql(
             "_primarycontactid_value eq null or not (revenue lt 5.5)",
             &RowScope::All,
@@ -432,6 +607,89 @@ mod tests {
         );
         assert_eq!(args[2], Value::Text(Some("dv7_account".into())));
         assert_eq!(args[5], Value::Int(Some(2)));
+    }
+
+    #[test]
+    fn a_page_starts_after_the_last_sort_key() {
+        let e = account();
+        let id = Uuid::new_v4();
+        let orderby = [OrderBy {
+            property: "name".into(),
+            descending: false,
+        }];
+        let mut last = Record::new("account");
+        last.fields
+            .insert("name".into(), FieldValue::Text("acme".into()));
+        last.fields.insert("accountid".into(), FieldValue::Id(id));
+        let key = page_key(&e, &orderby, &last).unwrap();
+        assert_eq!(
+            key,
+            vec![FieldValue::Text("acme".into()), FieldValue::Id(id)]
+        );
+        assert_eq!(
+            page_key_from_json(&e, &orderby, &page_key_json(&key)).unwrap(),
+            key
+        );
+        let compiled = |dialect, key: &[FieldValue]| {
+            let q = RecordQuery {
+                entity: &e,
+                env_number: 7,
+                scope: &RowScope::All,
+                filter: None,
+                orderby: &orderby,
+                limit: 51,
+                after: Some(key),
+            };
+            compile(&q, dialect).unwrap().0
+        };
+        let (s, args) = compiled(Dialect::Sqlite, &key);
+        assert!(
+            s.ends_with(r#"WHERE "name" >= $1 AND ("name" > $1 OR "name" = $1 AND "accountid" > $2) ORDER BY "name" ASC, "accountid" ASC LIMIT 51"#),
+            "{s}"
+        );
+        assert_eq!(args, vec![Value::Text(Some("acme".into())), id.into()]);
+        // PostgreSQL sorts nulls last going up, so they are still to come.
+        let (s, _) = compiled(Dialect::Postgres, &key);
+        assert!(
+            s.contains(r#"WHERE ("name" >= $1 OR "name" IS NULL) AND (("name" > $1 OR "name" IS NULL) OR "name" = $1 AND "accountid" > $2)"#),
+            "{s}"
+        );
+        // After a row with no name: on SQLite every named row is still to come.
+        let null_key = [FieldValue::Null, FieldValue::Id(id)];
+        let (s, _) = compiled(Dialect::Sqlite, &null_key);
+        assert!(
+            s.contains(r#"WHERE ("name" IS NOT NULL OR "name" IS NULL AND "accountid" > $1)"#),
+            "{s}"
+        );
+        let (s, _) = compiled(Dialect::Postgres, &null_key);
+        assert!(
+            s.contains(r#"WHERE "name" IS NULL AND ("name" IS NULL AND "accountid" > $1)"#),
+            "{s}"
+        );
+        // Without $orderby the key alone, which its primary index serves.
+        let q = RecordQuery {
+            entity: &e,
+            env_number: 7,
+            scope: &RowScope::All,
+            filter: None,
+            orderby: &[],
+            limit: 51,
+            after: Some(&[FieldValue::Id(id)]),
+        };
+        let (s, _) = compile(&q, Dialect::Postgres).unwrap().0;
+        assert!(
+            s.ends_with(r#"WHERE ("accountid" > $1) ORDER BY "accountid" ASC LIMIT 51"#),
+            "{s}"
+        );
+        // A key that does not fit the order is refused.
+        for bad in [
+            serde_json::json!(["acme"]),
+            serde_json::json!([1, id.to_string()]),
+            serde_json::json!(["acme", "not-a-guid"]),
+            serde_json::json!({"k": 1}),
+        ] {
+            assert!(page_key_from_json(&e, &orderby, &bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
