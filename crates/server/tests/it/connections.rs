@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(connectivity_api, certificate_connections);
+on_both_backends!(
+    connectivity_api,
+    certificate_connections,
+    environment_from_the_host_name
+);
 
 struct Api<'a> {
     app: &'a TestApp,
@@ -623,4 +627,73 @@ async fn certificate_connections(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     assert_eq!(status(&c), ("Error", Some("AADSTS700027")), "{c}");
+}
+
+/// With an environment domain, the environment comes from the host, as on the real service:
+/// `<envid minus its last two characters>.<last two>.environment.<domain>`, or the plain id.
+async fn environment_from_the_host_name(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            rate_limit: 0,
+            environment_domain: Some("crm.test".into()),
+        },
+    )
+    .await;
+    let (env, _, _) = app.environment("dev").await;
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let (cid, secret, flow) = principal(&app, &env_id, "flow runner", true).await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let bare = env_id.replace('-', "");
+    let split_host = format!(
+        "{}.{}.environment.crm.test:{port}",
+        &bare[..30],
+        &bare[30..]
+    );
+    // The environment is named by the host alone: no body field, no $filter.
+    let body = json!({"properties": {"connectionParametersSet": {"name": "ServicePrincipalOauth", "values": {
+        "token:clientId": {"value": cid}, "token:clientSecret": {"value": secret}, "token:TenantId": {"value": app.tenant()},
+        "environmentUrl": {"value": format!("{}/env/dev", app.base)},
+    }}}});
+    let url = |q: &str| {
+        format!(
+            "{}/connectivity/connectors/shared_commondataserviceforapps/connections/by-host?api-version=1{q}",
+            app.base
+        )
+    };
+    let r = app
+        .http
+        .put(url(""))
+        .header("Host", &split_host)
+        .bearer_auth(&flow)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["properties"]["environment"]["name"], env_id.as_str());
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    let dashed_host = format!("{env_id}.environment.crm.test:{port}");
+    let r = app
+        .http
+        .get(url(""))
+        .header("Host", &dashed_host)
+        .bearer_auth(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A host and a filter that disagree are refused.
+    let other = uuid::Uuid::new_v4();
+    let r = app
+        .http
+        .get(url(&format!("&$filter=environment eq '{other}'")))
+        .header("Host", &dashed_host)
+        .bearer_auth(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
