@@ -58,6 +58,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "data keys",
         include_str!("migrations/sqlite/0011_data_keys.sql"),
     ),
+    (
+        12,
+        "flow service",
+        include_str!("migrations/sqlite/0012_flowservice.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +114,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "data keys",
         include_str!("migrations/postgres/0011_data_keys.sql"),
+    ),
+    (
+        12,
+        "flow service",
+        include_str!("migrations/postgres/0012_flowservice.sql"),
     ),
 ];
 

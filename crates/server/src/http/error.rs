@@ -346,3 +346,140 @@ impl IntoResponse for PlatformError {
         resp
     }
 }
+
+/// A Flow Service failure, as Adobe renders it: the gateway's `{error_code, message}` for
+/// refused credentials, else `{type, title, status, report, errorMessage, errorDetails}`.
+pub struct FlowServiceError {
+    pub failure: crate::services::flowservice::FlowFailure,
+    pub ctx: RequestContext,
+}
+
+impl FlowServiceError {
+    pub fn service(error: ServiceError, ctx: &RequestContext) -> Self {
+        Self {
+            failure: crate::services::flowservice::FlowFailure::Service(error),
+            ctx: ctx.clone(),
+        }
+    }
+}
+
+/// The gateway's code, status, Adobe's message and Keyway's explanation.
+fn gateway(
+    g: &crate::services::flowservice::GatewayRefusal,
+) -> (StatusCode, &'static str, &'static str, String) {
+    use crate::services::flowservice::GatewayRefusal as G;
+    match g {
+        G::TokenMissing => (
+            StatusCode::FORBIDDEN,
+            "403010",
+            "Oauth token is missing.",
+            "Send Authorization: Bearer <token> (scope https://platform.adobe.io/.default).".into(),
+        ),
+        G::TokenInvalid(why) => (
+            StatusCode::UNAUTHORIZED,
+            "401013",
+            "Oauth token is not valid",
+            why.clone(),
+        ),
+        G::ApiKeyMissing => (
+            StatusCode::FORBIDDEN,
+            "403000",
+            "Api Key is required",
+            "Send x-api-key: the client id the token was issued to.".into(),
+        ),
+        G::ApiKeyInvalid => (
+            StatusCode::FORBIDDEN,
+            "403003",
+            "Api Key is invalid",
+            "x-api-key must be the client id the token was issued to (its appid).".into(),
+        ),
+        G::OrgMissing => (
+            StatusCode::BAD_REQUEST,
+            "400003",
+            "Missing header",
+            "Send x-gw-ims-org-id: an organization bound to the token's tenant.".into(),
+        ),
+        G::OrgNotAllowed(why) => (
+            StatusCode::FORBIDDEN,
+            "403025",
+            "Profile is not valid",
+            format!("{why} An administrator binds one with `keyway flowservice org create`."),
+        ),
+    }
+}
+
+impl IntoResponse for FlowServiceError {
+    fn into_response(self) -> Response {
+        use crate::services::flowservice::{FlowFailure, GatewayRefusal};
+        use keyway_core::connections::ConnectionError as C;
+        let error = match self.failure {
+            FlowFailure::Gateway(g) => {
+                let (status, code, message, detail) = gateway(&g);
+                return (
+                    status,
+                    Json(json!({"error_code": code, "message": message, "detail": detail})),
+                )
+                    .into_response();
+            }
+            FlowFailure::Service(ServiceError::Unauthenticated(why)) => {
+                return Self {
+                    failure: FlowFailure::Gateway(GatewayRefusal::TokenInvalid(why)),
+                    ctx: self.ctx,
+                }
+                .into_response();
+            }
+            FlowFailure::Service(e) => e,
+        };
+        let mut field = None;
+        let (status, message) = match &error {
+            ServiceError::Connection(c) => {
+                if let C::InvalidParameter { field: f, .. } = c.as_ref() {
+                    field = Some(f.clone());
+                }
+                (connection_status(c), c.to_string())
+            }
+            ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            ServiceError::Directory(DirectoryError::Conflict(m)) => {
+                (StatusCode::CONFLICT, m.clone())
+            }
+            ServiceError::Directory(DirectoryError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, error.to_string())
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(request_id = %self.ctx.request_id, %detail, "flow service request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "An internal error occurred. Quote request id {} to the administrator.",
+                        self.ctx.request_id
+                    ),
+                )
+            }
+            other => (StatusCode::BAD_REQUEST, other.to_string()),
+        };
+        let (code, title) = match status.as_u16() {
+            404 => ("FLOW-1439-404", "Resource not found"),
+            403 => ("FLOW-1403-403", "Forbidden"),
+            409 => ("FLOW-1409-409", "Conflict"),
+            412 => ("FLOW-1412-412", "Precondition failed"),
+            500 => ("FLOW-1500-500", "Internal server error"),
+            _ => ("FLOW-1400-400", "Bad request"),
+        };
+        let mut report = json!({"detailed-message": message, "request-id": self.ctx.request_id});
+        if let (Some(f), Some(r)) = (field, report.as_object_mut()) {
+            r.insert("field".into(), f.into());
+        }
+        (
+            status,
+            Json(json!({
+                "type": format!("https://ns.adobe.com/aep/errors/{code}"),
+                "title": title,
+                "status": status.as_u16(),
+                "report": report,
+                "errorMessage": message,
+                "errorDetails": message,
+            })),
+        )
+            .into_response()
+    }
+}

@@ -3,6 +3,7 @@
 pub mod connectivity;
 pub mod context;
 pub mod error;
+pub mod flowservice;
 pub mod graph;
 pub mod identity;
 pub mod ops;
@@ -185,6 +186,40 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/connectivity/connectors/{connector}/connections/{id}/modifyPermissions",
             post(connectivity::modify_permissions_post),
+        )
+        .route(
+            "/data/foundation/flowservice/connectionSpecs",
+            get(flowservice::specs_list),
+        )
+        .route(
+            "/data/foundation/flowservice/connectionSpecs/{id}",
+            get(flowservice::spec_get),
+        )
+        .route(
+            "/data/foundation/flowservice/connections",
+            get(flowservice::connections_list).post(flowservice::connections_create),
+        )
+        .route(
+            "/data/foundation/flowservice/connections/{id}",
+            get(flowservice::connection_get)
+                .patch(flowservice::connection_patch)
+                .delete(flowservice::connection_delete),
+        )
+        .route(
+            "/data/foundation/flowservice/connections/{id}/explore",
+            get(flowservice::connection_explore),
+        )
+        .route(
+            "/v1.0/flowservice/organizations",
+            get(flowservice::orgs_list).post(flowservice::orgs_create),
+        )
+        .route(
+            "/v1.0/flowservice/organizations/{org}/sandboxes",
+            get(flowservice::sandboxes_list).post(flowservice::sandboxes_create),
+        )
+        .route(
+            "/v1.0/flowservice/organizations/{org}/sandboxes/{name}",
+            delete(flowservice::sandboxes_delete),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

@@ -152,6 +152,11 @@ pub async fn role_of(
     if c.created_by.id == caller.identity.id {
         return Ok(Some(Role::Owner));
     }
+    // Adobe's model: whoever the organization's sandbox admits may use and edit its connections
+    // (the gateway has already bound the caller's tenant to the organization).
+    if c.api == Api::FlowService {
+        return Ok(Some(Role::CanEdit));
+    }
     Ok(state
         .store
         .connection_permissions(c.id)
@@ -210,6 +215,8 @@ pub async fn list(
         .filter_map(|c| {
             let role = if c.created_by.id == caller.identity.id {
                 Some(Role::Owner)
+            } else if c.api == Api::FlowService {
+                Some(Role::CanEdit)
             } else {
                 shared.get(&c.id).copied()
             };

@@ -6,6 +6,7 @@
 mod assertions;
 mod connections;
 mod environments;
+mod flowservice;
 mod graph;
 mod guests;
 mod helpers;
