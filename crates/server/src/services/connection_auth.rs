@@ -285,8 +285,11 @@ pub async fn token_with(
     }
     let sent = state
         .outbound
-        .client
-        .post(format!("{authority}/oauth2/v2.0/token"))
+        .request(
+            state,
+            reqwest::Method::POST,
+            &format!("{authority}/oauth2/v2.0/token"),
+        )
         .form(&form)
         .send()
         .await;
@@ -350,8 +353,11 @@ async fn authority_for(
     // Dataverse names its authority in the challenge of an anonymous call.
     let probe = state
         .outbound
-        .client
-        .get(format!("{}/api/data/v9.2/", resource.trim_end_matches('/')))
+        .request(
+            state,
+            reqwest::Method::GET,
+            &format!("{}/api/data/v9.2/", resource.trim_end_matches('/')),
+        )
         .send()
         .await;
     let challenge = probe.ok().and_then(|r| {
@@ -432,8 +438,11 @@ pub async fn test_with(
 async fn who_am_i(state: &AppState, target: &str, token: &str) -> Status {
     let sent = state
         .outbound
-        .client
-        .get(format!("{target}/api/data/v9.2/WhoAmI"))
+        .request(
+            state,
+            reqwest::Method::GET,
+            &format!("{target}/api/data/v9.2/WhoAmI"),
+        )
         .bearer_auth(token)
         .send()
         .await;

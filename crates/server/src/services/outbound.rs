@@ -28,6 +28,47 @@ impl Outbound {
     }
 }
 
+impl Outbound {
+    /// A request to `url`. A URL on one of this server's environment host names
+    /// (`<name>.<environment domain>`) goes to this server's own URL with that Host header, so
+    /// environment domains work without DNS on the machine itself (and skip a detour through DNS
+    /// and the load balancer when they have it).
+    pub fn request(
+        &self,
+        state: &AppState,
+        method: reqwest::Method,
+        url: &str,
+    ) -> reqwest::RequestBuilder {
+        if let Some((rewritten, host)) = self_route(state, url) {
+            return self
+                .client
+                .request(method, rewritten)
+                .header(reqwest::header::HOST, host);
+        }
+        self.client.request(method, url)
+    }
+}
+
+/// `https://dev.crm.example.com:8443/x` → (this server's URL + `/x`, `dev.crm.example.com:8443`).
+fn self_route(state: &AppState, url: &str) -> Option<(reqwest::Url, String)> {
+    let domain = state.config.environment_domain.as_deref()?;
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    if !host.ends_with(&format!(".{domain}")) {
+        return None;
+    }
+    let base = reqwest::Url::parse(&state.base_url).ok()?;
+    let authority = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let mut rewritten = parsed;
+    rewritten.set_scheme(base.scheme()).ok()?;
+    rewritten.set_host(base.host_str()).ok()?;
+    rewritten.set_port(base.port()).ok()?;
+    Some((rewritten, authority))
+}
+
 /// Why a target URL is refused (a 400 naming the parameter).
 fn refuse(what: &str, url: &str, why: &str) -> ServiceError {
     keyway_core::connections::ConnectionError::InvalidParameter {
