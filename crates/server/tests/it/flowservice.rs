@@ -359,6 +359,28 @@ async fn flow_service_api(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
 
+    let (s, e) = {
+        let r = app
+            .http
+            .post(format!(
+                "{}/data/foundation/flowservice/connections",
+                app.base
+            ))
+            .bearer_auth(&api.token)
+            .header("x-api-key", &api.api_key)
+            .header("x-gw-ims-org-id", ORG)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["errorMessage"].as_str().unwrap().contains("content-type"),
+        "{e}"
+    );
+
     // PATCH: If-Match required, a stale one refused, the right one (quoted or bare) applies.
     let rename = json!([{"op": "replace", "path": "/name", "value": "Dynamics (renamed)"}]);
     let (s, e) = api
