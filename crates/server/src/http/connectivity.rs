@@ -182,9 +182,14 @@ pub fn connection_json(state: &AppState, c: &Connection, role: Role) -> Value {
             || c.run_owner.is_some())
         .into(),
     );
-    if let Some(owner) = c.run_owner {
-        props.insert("runOwner".into(), json!({"id": owner}));
-    }
+    // The run owner is the creator unless the connection names one (desktop flows' run owner).
+    props.insert(
+        "runOwner".into(),
+        match c.run_owner {
+            Some(owner) => json!({"id": owner, "type": "ServicePrincipal", "explicit": true}),
+            None => json!({"id": c.created_by.id, "type": c.created_by.kind, "explicit": false}),
+        },
+    );
     props.insert("yourRole".into(), role.name().into());
     json!({
         "name": c.name,

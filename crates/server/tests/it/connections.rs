@@ -127,6 +127,11 @@ async fn connectivity_api(backend: Backend) {
     );
     assert_eq!(c["properties"]["createdBy"]["type"], "ServicePrincipal");
     assert_eq!(c["properties"]["createdBy"]["displayName"], "flow runner");
+    assert_eq!(
+        c["properties"]["runOwner"]["id"], c["properties"]["createdBy"]["id"],
+        "the run owner defaults to the creator"
+    );
+    assert_eq!(c["properties"]["runOwner"]["explicit"], false);
     assert_eq!(c["properties"]["environment"]["name"], env_id.as_str());
     let values = &c["properties"]["connectionParametersSet"]["values"];
     assert_eq!(values["token:clientSecret"]["value"], "********", "{c}");
@@ -443,6 +448,45 @@ async fn connectivity_api(backend: Backend) {
             .contains("run owner"),
         "{e}"
     );
+    let owned = api.body(
+        "azureRelayRunOwner",
+        json!({"username": "CONTOSO\\robot", "password": "machine-pass-1", "targetId": "d6b3c0c6-0000-0000-0000-000000000001",
+               "tokenRunOwnerCert:clientId": flow_cid, "tokenRunOwnerCert:clientCertificateSecret": "MIIrunownerpfx"}),
+    );
+    let (s, c) = api
+        .call(&flow, Method::PUT, &format!("{ui}/desk-owned"), Some(owned))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(c["properties"]["runOwner"]["explicit"], true, "{c}");
+    assert_eq!(c["properties"]["runOwner"]["id"], flow_cid.as_str());
+    let owned_perms =
+        format!("{ui}/desk-owned/modifyPermissions?$filter=environment eq '{env_id}'");
+    let (s, e) = api
+        .call(
+            &flow,
+            Method::POST,
+            &owned_perms,
+            Some(share(&reader_sp, "CanView")),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "with a run owner, to a service principal: {e}"
+    );
+    let (s, e) = api
+        .call(
+            &flow,
+            Method::POST,
+            &owned_perms,
+            Some(share(&reader_sp, "CanViewWithShare")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, e) = api
+        .call(&flow, Method::POST, &owned_perms, Some(json!({"put": [{"properties": {"roleName": "CanView", "principal": {"id": reader_sp, "type": "User"}}}]})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only service principals: {e}");
 
     // Every opening of the secrets is in the history, naming the caller, the identity and why.
     let (s, h) = api
