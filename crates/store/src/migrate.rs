@@ -63,6 +63,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "flow service",
         include_str!("migrations/sqlite/0012_flowservice.sql"),
     ),
+    (
+        14,
+        "flows",
+        include_str!("migrations/sqlite/0014_flows.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -119,6 +124,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "flow service",
         include_str!("migrations/postgres/0012_flowservice.sql"),
+    ),
+    (
+        14,
+        "flows",
+        include_str!("migrations/postgres/0014_flows.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@ use keyway_core::environment::Environment;
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::flows::RowChange;
 use crate::sql::{Dialect, Tx, Value, ident};
 
 /// Serialize writers of one environment so its audit chain stays a chain.
@@ -273,6 +274,30 @@ pub enum RecordOp<'a> {
     },
 }
 
+/// Queue the runs of the flows this change triggers, in the change's own transaction.
+async fn triggered(
+    tx: &mut dyn Tx,
+    env: &Environment,
+    entity: &EntityDef,
+    change: RowChange,
+    row: &Record,
+    changed: &[String],
+    ctx: &AuditContext,
+) -> Result<(), StoreError> {
+    let outputs = crate::flows::trigger_outputs(entity, change, row, changed, ctx);
+    crate::flows::queue_triggered(
+        tx,
+        env.id,
+        &entity.logical_name,
+        change,
+        changed,
+        &outputs,
+        ctx.at,
+    )
+    .await
+    .map(|_| ())
+}
+
 async fn run_op(
     tx: &mut dyn Tx,
     env: &Environment,
@@ -287,6 +312,7 @@ async fn run_op(
             if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
                 append_audit(tx, env, &e).await?;
             }
+            triggered(tx, env, entity, RowChange::Added, record, &[], ctx).await?;
             Ok(None)
         }
         RecordOp::Update {
@@ -336,6 +362,19 @@ async fn run_op(
             {
                 append_audit(tx, env, &e).await?;
             }
+            let changed: Vec<String> = new
+                .fields
+                .iter()
+                .filter(|(k, v)| old.fields.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "modifiedon" | "modifiedby" | "modifiedonbehalfby" | "versionnumber"
+                    )
+                })
+                .collect();
+            triggered(tx, env, entity, RowChange::Modified, &new, &changed, ctx).await?;
             Ok(Some(new))
         }
         RecordOp::Delete {
@@ -355,6 +394,7 @@ async fn run_op(
             if let Some(e) = audit_for(AuditAction::Delete, entity, *id, Some(&old), None, ctx) {
                 append_audit(tx, env, &e).await?;
             }
+            triggered(tx, env, entity, RowChange::Deleted, &old, &[], ctx).await?;
             Ok(None)
         }
     }

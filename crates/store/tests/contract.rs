@@ -621,6 +621,245 @@ async fn story(store: Arc<SqlStore>) {
         .await
         .unwrap();
     assert_eq!((a, b2), (vec![1], vec![1]));
+
+    flows_story(&store, &dev, &tables, me.id).await;
+}
+
+/// Row changes queue the runs of the flows they trigger, in their own transaction; workers claim
+/// runs under a lease, one worker per run; a run whose worker died is claimed again.
+async fn flows_story(
+    store: &Arc<SqlStore>,
+    dev: &keyway_core::environment::Environment,
+    tables: &[keyway_core::dataverse::metadata::EntityDef],
+    me: Uuid,
+) {
+    use keyway_core::dataverse::audit::AuditContext;
+    use keyway_core::dataverse::authz::RowScope;
+    use keyway_core::dataverse::record::{FieldValue as F, Record};
+    use keyway_store::{ActionRow, FlowRow, FlowStore, RecordStore, RunStatus, StoreError};
+    let account = tables.iter().find(|t| t.logical_name == "account").unwrap();
+    let flow = |name: &str, on: bool, message: i64, attrs: &[&str]| FlowRow {
+        id: Uuid::new_v4(),
+        environment_id: dev.id,
+        name: name.into(),
+        owner_id: me,
+        on,
+        definition: serde_json::json!({"triggers": {}, "actions": {}}),
+        trigger_kind: "dataverse".into(),
+        trigger_entity: Some("account".into()),
+        trigger_message: Some(message),
+        trigger_attributes: attrs.iter().map(|a| a.to_string()).collect(),
+        created_at: NOW,
+        modified_at: NOW,
+        version: 1,
+    };
+    let on_name = flow("on name", true, 4, &["name"]);
+    let off = flow("off", false, 7, &[]);
+    let on_delete = flow("on delete", true, 2, &[]);
+    for f in [&on_name, &off, &on_delete] {
+        store.flow_save(f, None).await.unwrap();
+    }
+    assert!(matches!(
+        store
+            .flow_save(
+                &FlowRow {
+                    id: Uuid::new_v4(),
+                    ..on_name.clone()
+                },
+                None
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.flow_save(&on_name, Some(7)).await,
+        Err(StoreError::VersionMismatch)
+    ));
+    store
+        .flow_save(
+            &FlowRow {
+                version: 2,
+                ..on_name.clone()
+            },
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.flow_list(dev.id).await.unwrap().len(), 3);
+
+    let ctx = AuditContext {
+        user_id: me,
+        calling_user_id: None,
+        transaction_id: Uuid::new_v4(),
+        at: NOW,
+    };
+    let id = Uuid::new_v4();
+    let row = Record::new("account")
+        .with("accountid", F::Id(id))
+        .with("name", F::Text("Flowing".into()))
+        .with("ownerid", F::Id(me))
+        .with("versionnumber", F::Int(1));
+    store
+        .record_create(dev, account, &[row], &ctx)
+        .await
+        .unwrap();
+    let runs = store.runs_of(on_name.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "added: one run");
+    assert_eq!(runs[0].status, RunStatus::Queued);
+    assert_eq!(runs[0].trigger_outputs["body"]["name"], "Flowing");
+    assert_eq!(
+        runs[0].trigger_outputs["body"]["_ownerid_value"],
+        me.to_string()
+    );
+    assert_eq!(runs[0].trigger_outputs["body"]["SdkMessage"], "Create");
+    assert!(
+        store.runs_of(off.id, 10).await.unwrap().is_empty(),
+        "a flow that is off never runs"
+    );
+    assert!(store.runs_of(on_delete.id, 10).await.unwrap().is_empty());
+    // A change to a column the trigger does not filter on fires nothing; a change of name does.
+    let set = |col: &str, v: &str| Record::new("account").with(col, F::Text(v.into()));
+    store
+        .record_update(
+            dev,
+            account,
+            id,
+            &set("description", "x"),
+            None,
+            &RowScope::All,
+            &ctx,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.runs_of(on_name.id, 10).await.unwrap().len(), 1);
+    store
+        .record_update(
+            dev,
+            account,
+            id,
+            &set("name", "Renamed"),
+            None,
+            &RowScope::All,
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let runs = store.runs_of(on_name.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[0].trigger_outputs["keyway"]["changedColumns"],
+        serde_json::json!(["name"])
+    );
+
+    // Two workers, two due runs: each takes one.
+    let lease = Duration::seconds(30);
+    let (a, b) = tokio::join!(
+        store.run_claim("worker-a", NOW, lease),
+        store.run_claim("worker-b", NOW, lease)
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_ne!(a.id, b.id);
+    assert!(
+        store
+            .run_claim("worker-c", NOW, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let action = ActionRow {
+        name: "Add_a_contact".into(),
+        status: "Succeeded".into(),
+        inputs: serde_json::json!({"item": {"lastname": "x"}}),
+        outputs: serde_json::json!({"contactid": "1"}),
+        connection_id: Some(Uuid::new_v4()),
+        identity: Some(me.to_string()),
+        error: None,
+        started_at: NOW,
+        ended_at: NOW,
+    };
+    store.run_action(a.id, "worker-a", &action).await.unwrap();
+    store
+        .run_finish(a.id, "worker-a", RunStatus::Succeeded, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.run_actions(a.id).await.unwrap(), vec![action.clone()]);
+    assert!(
+        matches!(
+            store.run_action(a.id, "worker-a", &action).await,
+            Err(StoreError::RowMissing)
+        ),
+        "an ended run takes no more actions"
+    );
+    // worker-b dies: once its lease is over, another worker claims the run and b can do nothing.
+    let later = NOW + Duration::seconds(31);
+    let c = store
+        .run_claim("worker-c", later, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.id, c.attempt), (b.id, 2));
+    assert!(matches!(
+        store
+            .run_finish(b.id, "worker-b", RunStatus::Succeeded, None, later)
+            .await,
+        Err(StoreError::RowMissing)
+    ));
+    // A retry waits for its time.
+    store
+        .run_retry(
+            c.id,
+            "worker-c",
+            later + Duration::seconds(10),
+            ("Throttled".into(), "busy".into()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .run_claim("worker-c", later, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .run_claim("worker-c", later + Duration::seconds(10), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempt), (c.id, 3));
+    // Cancelled while running: the worker's next step is refused.
+    assert!(store.run_cancel(again.id, later).await.unwrap());
+    assert!(!store.run_cancel(again.id, later).await.unwrap());
+    assert!(matches!(
+        store.run_renew(again.id, "worker-c", later + lease).await,
+        Err(StoreError::RowMissing)
+    ));
+    assert_eq!(
+        store.run_get(again.id).await.unwrap().unwrap().status,
+        RunStatus::Cancelled
+    );
+
+    // A deletion fires the delete flow with the old row; a manual run is queued directly.
+    store
+        .record_delete(dev, account, id, None, &RowScope::All, &ctx)
+        .await
+        .unwrap();
+    let deleted = store.runs_of(on_delete.id, 10).await.unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].trigger_outputs["body"]["name"], "Renamed");
+    let manual = store
+        .run_queue(off.id, dev.id, &serde_json::json!({"body": {"x": 1}}), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_get(manual).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+    store.flow_delete(on_name.id).await.unwrap();
+    assert!(
+        store.run_get(a.id).await.unwrap().is_none(),
+        "runs go with their flow"
+    );
 }
 
 #[tokio::test]

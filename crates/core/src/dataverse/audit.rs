@@ -71,15 +71,7 @@ pub struct AuditEntry {
 }
 
 fn json(v: &FieldValue) -> serde_json::Value {
-    match v {
-        FieldValue::Null => serde_json::Value::Null,
-        FieldValue::Text(s) => s.clone().into(),
-        FieldValue::Int(n) => (*n).into(),
-        FieldValue::Real(x) => serde_json::json!(x),
-        FieldValue::Bool(b) => (*b).into(),
-        FieldValue::Id(u) => u.to_string().into(),
-        FieldValue::Instant(t) => crate::wire::graph_time::format(t).into(),
-    }
+    v.to_json()
 }
 
 /// Columns that are bookkeeping, not content: never listed as changes.

@@ -16,6 +16,21 @@ pub enum FieldValue {
     Id(Uuid),
 }
 
+impl FieldValue {
+    /// As the Web API writes it: ids as strings, times as ISO 8601 UTC.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Null => serde_json::Value::Null,
+            Self::Text(s) => s.clone().into(),
+            Self::Int(n) => (*n).into(),
+            Self::Real(x) => serde_json::json!(x),
+            Self::Bool(b) => (*b).into(),
+            Self::Id(u) => u.to_string().into(),
+            Self::Instant(t) => crate::wire::graph_time::format(t).into(),
+        }
+    }
+}
+
 /// Column name → value, for one row of one table.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
