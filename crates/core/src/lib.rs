@@ -6,6 +6,7 @@ pub mod connections;
 pub mod dataverse;
 pub mod directory;
 pub mod environment;
+pub mod flows;
 pub mod graph_roles;
 pub mod odata;
 pub mod scope;
