@@ -2,7 +2,7 @@
 //! endpoint refuses (the HTTP layer maps each to Entra's AADSTS code in one place).
 
 use serde::{Deserialize, Serialize};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 /// Lifetime of an access token; `expires_in` is one second less, as Entra reports it.
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::hours(1);
@@ -11,6 +11,28 @@ pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// The longest a client assertion may be valid for (`exp` − `iat`/`nbf`).
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::minutes(10);
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// A refresh token unused this long expires (Entra's default inactivity limit).
+pub const REFRESH_TOKEN_INACTIVITY: Duration = Duration::days(90);
+/// However often it is used, a sign-in's refresh tokens end this long after the password was
+/// last given.
+pub const REFRESH_TOKEN_MAX_AGE: Duration = Duration::days(365);
+/// A rotated-out refresh token presented again this soon after its rotation is refused without
+/// revoking its sign-in: two nodes of one client racing with the same token is not theft.
+pub const REFRESH_REUSE_LEEWAY: Duration = Duration::seconds(10);
+
+/// The deadline of a refresh token issued at `now` for a sign-in at `auth_time`: sliding
+/// inactivity, capped by the maximum age.
+pub fn refresh_deadline(auth_time: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+    std::cmp::min(
+        now + REFRESH_TOKEN_INACTIVITY,
+        auth_time + REFRESH_TOKEN_MAX_AGE,
+    )
+}
+
+/// Whether a scope asks for a refresh token.
+pub fn wants_refresh_token(scope: &str) -> bool {
+    scope.split_whitespace().any(|s| s == "offline_access")
+}
 
 /// The claims of a Keyway access token, app-only or delegated.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,6 +76,25 @@ impl AccessTokenClaims {
     pub fn is_app(&self) -> bool {
         self.idtyp == "app"
     }
+}
+
+/// The claims of an ID token (delegated grants whose scope holds `openid`): who signed in, for
+/// the client (`aud`). Libraries such as msal read the account's name from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdTokenClaims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub sub: String,
+    pub oid: String,
+    pub tid: String,
+    pub name: String,
+    pub preferred_username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    pub ver: String,
 }
 
 /// An account of another tenant that tried to sign in where it is no guest (boxed: errors stay
@@ -130,11 +171,55 @@ pub enum TokenError {
     UserNotInTenant(Box<ForeignAccount>),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// A refresh token that is unknown, malformed, or bound to another client or tenant.
+    #[error("the refresh token is invalid: {0}")]
+    InvalidRefreshToken(String),
+    /// Unused longer than the inactivity limit.
+    #[error("the refresh token has expired due to inactivity")]
+    RefreshTokenInactive { issued_at: OffsetDateTime },
+    /// Its sign-in is older than the maximum age.
+    #[error("the refresh token has expired (maximum age)")]
+    RefreshTokenMaxAge { auth_time: OffsetDateTime },
+    /// Already redeemed; `family_revoked` when this reuse revoked every token of its sign-in.
+    #[error("the refresh token was already redeemed")]
+    RefreshTokenReused { family_revoked: bool },
+    /// Revoked (sign-out everywhere, a disabled account, a new password, or a detected reuse).
+    #[error("the refresh token was revoked")]
+    RefreshTokenRevoked(Box<RevokedGrant>),
+}
+
+/// When a revoked grant was issued and since when its user's tokens are invalid (boxed: errors
+/// stay small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedGrant {
+    pub auth_time: OffsetDateTime,
+    pub valid_from: OffsetDateTime,
+    /// `signout`, `disabled`, `password` or `reuse`.
+    pub reason: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refresh_deadline_slides_until_the_maximum_age() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        assert_eq!(refresh_deadline(t0, t0), t0 + Duration::days(90));
+        assert_eq!(
+            refresh_deadline(t0, t0 + Duration::days(80)),
+            t0 + Duration::days(170)
+        );
+        assert_eq!(
+            refresh_deadline(t0, t0 + Duration::days(300)),
+            t0 + Duration::days(365),
+            "capped a year after the sign-in"
+        );
+        assert!(wants_refresh_token(
+            "openid offline_access https://x/.default"
+        ));
+        assert!(!wants_refresh_token("https://x/.default offline_accessx"));
+    }
 
     #[test]
     fn acr_values_match_entra() {

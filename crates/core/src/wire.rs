@@ -365,6 +365,16 @@ pub struct TokenResponse {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_in: Option<i64>,
+    /// When the scope held `offline_access`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the scope held `openid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// When the request sent `client_info=1` (msal does): base64url `{"uid","utid"}` of the
+    /// signed-in account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_info: Option<String>,
 }
 
 /// An environment as the admin API and the CLI show it.

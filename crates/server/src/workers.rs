@@ -1,8 +1,8 @@
-//! Background upkeep: forget expired client assertions and signing keys retired long enough
-//! that no token they signed can still be valid.
+//! Background upkeep: forget expired client assertions, long-expired refresh tokens, and signing
+//! keys retired long enough that no token they signed can still be valid.
 
 use keyway_core::token::{ACCESS_TOKEN_LIFETIME, CLOCK_SKEW};
-use keyway_store::DirectoryStore;
+use keyway_store::{DirectoryStore, RefreshTokenStore};
 use time::Duration;
 
 use crate::state::AppState;
@@ -22,6 +22,14 @@ pub fn spawn(state: AppState) {
             let keep = ACCESS_TOKEN_LIFETIME + CLOCK_SKEW + Duration::hours(1);
             if let Err(e) = state.store.signing_keys_purge(now - keep).await {
                 tracing::warn!(error = %e, "purging retired signing keys failed");
+            }
+            // Expired refresh tokens are still answered as expired (700082) for a month.
+            if let Err(e) = state
+                .store
+                .refresh_tokens_purge(now - Duration::days(30))
+                .await
+            {
+                tracing::warn!(error = %e, "purging expired refresh tokens failed");
             }
         }
     });

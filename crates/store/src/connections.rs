@@ -90,6 +90,18 @@ pub trait ConnectionStore: Send + Sync {
         event: &ConnectionEvent,
     ) -> Result<(), StoreError>;
     async fn connection_delete(&self, id: Uuid, event: &ConnectionEvent) -> Result<(), StoreError>;
+    /// Replace one sealed secret if it still holds `expected_old` (a credential the authority
+    /// rotated, such as a refresh token), with `event`; no version bump: nobody edited the
+    /// connection. `false` when another writer replaced it first.
+    async fn connection_secret_replace(
+        &self,
+        id: Uuid,
+        field: &str,
+        sealed: &[u8],
+        expected_old: &[u8],
+        expires_at: Option<OffsetDateTime>,
+        event: &ConnectionEvent,
+    ) -> Result<bool, StoreError>;
     /// The sealed secrets, with the event that says who opens them and why (written first: no
     /// secret leaves the store unrecorded).
     async fn connection_secrets(
@@ -446,6 +458,37 @@ impl ConnectionStore for SqlStore {
         }
         append_event(&mut *tx, event).await?;
         tx.commit().await
+    }
+
+    async fn connection_secret_replace(
+        &self,
+        id: Uuid,
+        field: &str,
+        sealed: &[u8],
+        expected_old: &[u8],
+        expires_at: Option<OffsetDateTime>,
+        event: &ConnectionEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let n = tx
+            .execute(
+                "UPDATE connection_secrets SET sealed = $1 WHERE connection_id = $2 AND field = $3 AND sealed = $4",
+                vec![sealed.into(), id.into(), field.into(), expected_old.into()],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if expires_at.is_some() {
+            tx.execute(
+                "UPDATE connections SET expires_at = $1 WHERE id = $2",
+                vec![expires_at.into(), id.into()],
+            )
+            .await?;
+        }
+        append_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn connection_secrets(

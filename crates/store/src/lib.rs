@@ -12,6 +12,7 @@ mod flowservice;
 mod migrate;
 mod record_writes;
 mod records;
+mod refresh_tokens;
 mod security_writes;
 mod sharing;
 pub mod sql;
@@ -29,6 +30,7 @@ pub use error::StoreError;
 pub use flows::{ActionRow, FlowRow, FlowStore, RowChange, RunRow, RunStatus};
 pub use flowservice::{FlowOrganization, FlowSandbox, FlowServiceStore, PROD_SANDBOX};
 pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
+pub use refresh_tokens::{RefreshState, RefreshTokenStore, Rotation, StoredRefreshToken};
 pub use security_writes::SecurityStore;
 pub use sharing::{ShareChange, ShareGrant, SharingStore, TeamLink};
 

@@ -64,6 +64,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0012_flowservice.sql"),
     ),
     (
+        13,
+        "refresh tokens",
+        include_str!("migrations/sqlite/0013_refresh_tokens.sql"),
+    ),
+    (
         14,
         "flows",
         include_str!("migrations/sqlite/0014_flows.sql"),
@@ -124,6 +129,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "flow service",
         include_str!("migrations/postgres/0012_flowservice.sql"),
+    ),
+    (
+        13,
+        "refresh tokens",
+        include_str!("migrations/postgres/0013_refresh_tokens.sql"),
     ),
     (
         14,

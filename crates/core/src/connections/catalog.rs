@@ -20,6 +20,9 @@ pub enum AuthKind {
     ClientCertificate,
     /// A person's username and password (the password grant).
     UsernamePassword,
+    /// A person's refresh token from a delegated sign-in (the refresh_token grant); it rotates
+    /// at every use, so the new one is stored back.
+    RefreshToken,
     /// A machine account for desktop flows (the machines issue runs these).
     MachineAccount,
 }
@@ -164,6 +167,16 @@ fn dataverse() -> Connector {
         .cloned()
         .unwrap_or_default(),
     );
+    let delegated = with_targets(
+        json!({
+            "token:refreshToken": secret("Refresh token", "The user's refresh token from a sign-in with offline_access (keyway connection create --sign-in gets one). It rotates at every use; Keyway stores each new one."),
+            "token:clientId": text("Client ID", "The public client application the refresh token was issued to."),
+            "token:TenantId": text("Tenant", "The tenant id (or domain) the user signed in to."),
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
     Connector {
         id: DATAVERSE,
         display_name: "Microsoft Dataverse",
@@ -203,6 +216,15 @@ fn dataverse() -> Connector {
                         "token:TenantId",
                         "token:clientId",
                     ],
+                ),
+            },
+            ParameterSet {
+                name: "OAuthSignIn",
+                display_name: "Sign in (delegated)",
+                auth: AuthKind::RefreshToken,
+                schema: object(
+                    delegated,
+                    &["token:refreshToken", "token:clientId", "token:TenantId"],
                 ),
             },
         ],
@@ -352,6 +374,12 @@ mod tests {
                 .api_id(),
             "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps"
         );
+        let signin = connector(DATAVERSE)
+            .unwrap()
+            .parameter_set("OAuthSignIn")
+            .unwrap();
+        assert_eq!(signin.auth, AuthKind::RefreshToken);
+        assert_eq!(signin.secret_fields(), vec!["token:refreshToken"]);
         assert_eq!(
             connector(DESKTOP_FLOWS).unwrap().sharing,
             SharingPolicy::RunOwnerOnly

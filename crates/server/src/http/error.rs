@@ -46,13 +46,20 @@ fn aadsts(e: &ServiceError) -> Aadsts {
             T::MissingClientCredential => (401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into()),
             T::InvalidScope(s) => (400, "invalid_scope", 1002012, format!("The provided value for scope '{s}' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")),
             T::UnknownResource(r) => (400, "invalid_resource", 500011, format!("The resource principal named {r} was not found in the tenant. This can happen if the application has not been registered in the tenant or has no service principal there.")),
-            T::UnsupportedGrantType(g) => (400, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{g}'. Keyway supports client_credentials and password.")),
+            T::UnsupportedGrantType(g) => (400, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{g}'. Keyway supports client_credentials, password and refresh_token.")),
             T::MissingParameter(p) => (400, "invalid_request", 900144, format!("The request body must contain the following parameter: '{p}'.")),
             T::Malformed(why) => (400, "invalid_request", 9002313, format!("Invalid request. Request is malformed or invalid: {why}.")),
             T::InvalidUserCredentials => (400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.".into()),
             T::UserDisabled => (400, "invalid_grant", 50057, "The user account is disabled.".into()),
             T::UserNotInTenant(a) => (400, "invalid_grant", 50020, format!("User account '{}' from identity provider '{}' does not exist in tenant '{}' and cannot access the application. The account must be added as an external user in the tenant first (POST /v1.0/invitations there).", a.user, a.idp, a.tenant)),
             T::RateLimited { .. } => (429, "temporarily_unavailable", 90055, "There are too many incoming requests. Retry after the time given in Retry-After.".into()),
+            // Entra's refresh-token codes: 700082 inactivity, 50173 revoked; 70008 (ExpiredOrRevokedGrant)
+            // for what Entra has no own code for (a maximum age, a rotated-out token redeemed again).
+            T::InvalidRefreshToken(why) => (400, "invalid_grant", 70000, format!("Provided grant is invalid or malformed: {why}.")),
+            T::RefreshTokenInactive { issued_at } => (400, "invalid_grant", 700082, format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {}.", entra_instant(*issued_at), timespan(keyway_core::token::REFRESH_TOKEN_INACTIVITY))),
+            T::RefreshTokenMaxAge { auth_time } => (400, "invalid_grant", 70008, format!("The provided authorization code or refresh token has expired: the sign-in it comes from ({}) is older than the maximum age of {}. Send a new interactive authorization request for this user and resource.", entra_instant(*auth_time), timespan(keyway_core::token::REFRESH_TOKEN_MAX_AGE))),
+            T::RefreshTokenReused { family_revoked } => (400, "invalid_grant", 70008, format!("The provided authorization code or refresh token has expired or been revoked: it was already redeemed, and each refresh token is good for one use (use the one the last response returned).{} Send a new interactive authorization request for this user and resource.", if *family_revoked { " Redeeming it again revoked every refresh token of this sign-in." } else { "" })),
+            T::RefreshTokenRevoked(g) => (400, "invalid_grant", 50173, format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. {} The grant was issued on '{}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.", revoked_because(&g.reason), entra_instant(g.auth_time), entra_instant(g.valid_from))),
         },
         ServiceError::Internal(_) => (500, "server_error", 50000, "There was an error issuing a token. Retry later; if it persists, quote the trace id to the administrator.".into()),
         other => (400, "invalid_request", 9002313, format!("Invalid request: {other}.")),
@@ -62,6 +69,39 @@ fn aadsts(e: &ServiceError) -> Aadsts {
         error,
         code,
         message,
+    }
+}
+
+/// An instant as Entra writes it in messages: `2018-10-19T17:26:59.8511467Z`.
+fn entra_instant(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// A duration as .NET's TimeSpan prints it (`90.00:00:00`), as Entra's messages do.
+fn timespan(d: time::Duration) -> String {
+    let s = d.whole_seconds();
+    format!(
+        "{}.{:02}:{:02}:{:02}",
+        s / 86_400,
+        s % 86_400 / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+fn revoked_because(reason: &str) -> &'static str {
+    match reason {
+        "signout" => "Either an admin or the user revoked the tokens for this user.",
+        "disabled" => "The user account was disabled.",
+        "password" => "The user might have changed or reset their password.",
+        "reuse" => {
+            "A refresh token of this sign-in was redeemed twice, so every token of it was revoked."
+        }
+        _ => "The tokens of this user were revoked.",
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn discovery_get(
         "id_token_signing_alg_values_supported": ["ES256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "grant_types_supported": ["client_credentials", "password"],
+        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
         "issuer": format!("{base}/{tid}/v2.0"),
         "request_uri_parameter_supported": false,
         "authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/authorize"),

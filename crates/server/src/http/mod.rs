@@ -90,6 +90,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(users::users_delete),
         )
         .route(
+            "/v1.0/users/{id}/revokeSignInSessions",
+            post(users::users_revoke_sign_in_sessions),
+        )
+        .route(
             "/v1.0/invitations",
             post(graph::invitations::invitations_create),
         )

@@ -42,6 +42,9 @@ pub(crate) async fn expiry(
     if let Some(Ok(cert)) = certificate(secrets) {
         return Ok(Some(cert.certificate.not_after));
     }
+    if let Some(rt) = secrets.get("token:refreshToken") {
+        return refresh_deadline(state, rt).await;
+    }
     let (client, secret) = match (
         c.public_values
             .get("token:clientId")
@@ -77,6 +80,21 @@ async fn open_secrets(
     caller: &str,
     purpose: &str,
 ) -> Result<BTreeMap<String, Zeroizing<String>>> {
+    Ok(open_sealed(state, c, caller, purpose)
+        .await?
+        .into_iter()
+        .map(|(field, (_, plain))| (field, plain))
+        .collect())
+}
+
+/// [`open_secrets`], each with the sealed bytes it was opened from (to replace it if unchanged).
+#[allow(clippy::type_complexity)]
+async fn open_sealed(
+    state: &AppState,
+    c: &Connection,
+    caller: &str,
+    purpose: &str,
+) -> Result<BTreeMap<String, (Vec<u8>, Zeroizing<String>)>> {
     let acting = c
         .public_values
         .get("token:clientId")
@@ -98,7 +116,7 @@ async fn open_secrets(
             let plain = vault::open(state, &vault::aad("connection", &c.id, &s.field), &s.sealed)?;
             let text = String::from_utf8(plain.to_vec())
                 .map_err(|_| ServiceError::Internal("a sealed secret is not text".into()))?;
-            Ok((s.field, Zeroizing::new(text)))
+            Ok((s.field, (s.sealed, Zeroizing::new(text))))
         })
         .collect()
 }
@@ -176,6 +194,9 @@ pub async fn token_with(
     let set = connector.parameter_set(&c.parameter_set).ok_or_else(|| {
         ServiceError::Internal(format!("parameter set {} vanished", c.parameter_set))
     })?;
+    if set.auth == AuthKind::RefreshToken {
+        return refresh_grant(state, c, resource, caller, purpose, key, using).await;
+    }
     let secrets = open_secrets(state, c, caller, purpose).await?;
     let v = |k: &str| {
         c.public_values
@@ -235,6 +256,7 @@ pub async fn token_with(
             ]);
             Some(v("token:TenantId"))
         }
+        AuthKind::RefreshToken => unreachable!("refresh-token connections returned above"),
         AuthKind::MachineAccount => {
             return Ok(Err(failure(
                 "NotSupported",
@@ -329,6 +351,244 @@ pub async fn token_with(
         .connection_tokens
         .put(key, token.clone(), now, now + Duration::seconds(lifetime));
     Ok(Ok(token))
+}
+
+/// One refresh at a time per connection on this node: a refresh token is good for one use, so a
+/// second caller waits and then finds the fresh access token in the cache.
+static REFRESHING: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<Uuid, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn refresh_lock(id: Uuid) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    let mut map = REFRESHING.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(id).or_default().clone()
+}
+
+fn refresh_unlock(id: Uuid, lock: std::sync::Arc<tokio::sync::Mutex<()>>) {
+    let mut map = REFRESHING.lock().unwrap_or_else(|p| p.into_inner());
+    // Ours and the map's: nobody else waits, so the entry can go.
+    if std::sync::Arc::strong_count(&lock) <= 2 {
+        map.remove(&id);
+    }
+}
+
+/// The inactivity deadline of a refresh token this server issued (others' are not known).
+async fn refresh_deadline(state: &AppState, token: &str) -> Result<Option<OffsetDateTime>> {
+    use keyway_store::RefreshTokenStore;
+    Ok(state
+        .store
+        .refresh_token_find(&state.secrets.hash(token))
+        .await?
+        .filter(|t| t.state == keyway_store::RefreshState::Active)
+        .map(|t| t.expires_at))
+}
+
+/// A token with the user's refresh token (`OAuthSignIn`). The authority rotates the refresh
+/// token; the new one is sealed and stored back in place of the one used (compare-and-set, no
+/// version bump). If another node rotated it meanwhile, the newer one is tried once.
+async fn refresh_grant(
+    state: &AppState,
+    c: &Connection,
+    resource: &str,
+    caller: &str,
+    purpose: &str,
+    key: TokenKey,
+    using: TokenUse,
+) -> Result<std::result::Result<Zeroizing<String>, Status>> {
+    let lock = refresh_lock(c.id);
+    let outcome = {
+        let _held = lock.lock().await;
+        let cached = match using {
+            TokenUse::Cached => state.connection_tokens.get(&key, state.clock.now()),
+            TokenUse::Fresh => None,
+        };
+        match cached {
+            Some(t) => Ok(Ok(t)),
+            None => refresh_grant_locked(state, c, resource, caller, purpose, key).await,
+        }
+    };
+    refresh_unlock(c.id, lock);
+    outcome
+}
+
+const REFRESH_FIELD: &str = "token:refreshToken";
+
+async fn refresh_grant_locked(
+    state: &AppState,
+    c: &Connection,
+    resource: &str,
+    caller: &str,
+    purpose: &str,
+    key: TokenKey,
+) -> Result<std::result::Result<Zeroizing<String>, Status>> {
+    let v = |k: &str| {
+        c.public_values
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let authority = match c
+        .public_values
+        .get("token:authority")
+        .and_then(Value::as_str)
+    {
+        Some(a) => a.trim_end_matches('/').to_string(),
+        None => match authority_for(state, resource, Some(&v("token:TenantId"))).await? {
+            Ok(a) => a,
+            Err(status) => return Ok(Err(status)),
+        },
+    };
+    super::outbound::check_target(state, "token:authority", &authority)?;
+    let scope = format!("{}/.default offline_access", resource.trim_end_matches('/'));
+    let client_id = v("token:clientId");
+    let mut current = open_sealed(state, c, caller, purpose).await?;
+    let mut retried = false;
+    loop {
+        let Some((sealed, refresh_token)) = current.remove(REFRESH_FIELD) else {
+            return Ok(Err(failure(
+                "InvalidConnectionParameters",
+                "The connection holds no refresh token.",
+            )));
+        };
+        let form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id.as_str()),
+            ("refresh_token", refresh_token.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        let now = state.clock.now();
+        let sent = post_token(state, &authority, &form).await;
+        drop(form);
+        let body = match sent {
+            Ok(body) => body,
+            Err(refusal) if refusal.grant_refused && !retried => {
+                // Another node may have rotated it between our read and our use: then the stored
+                // one is newer, and worth one more try.
+                current = open_sealed(state, c, caller, "retry: refresh token refused").await?;
+                if current
+                    .get(REFRESH_FIELD)
+                    .is_some_and(|(s, _)| *s != sealed)
+                {
+                    retried = true;
+                    continue;
+                }
+                refused(state, c, caller, &refusal.status).await?;
+                return Ok(Err(refusal.status));
+            }
+            Err(refusal) => {
+                if refusal.grant_refused {
+                    refused(state, c, caller, &refusal.status).await?;
+                }
+                return Ok(Err(refusal.status));
+            }
+        };
+        let Some(token) = body["access_token"].as_str() else {
+            return Ok(Err(failure(
+                "InvalidTokenResponse",
+                "The authority answered without an access token.",
+            )));
+        };
+        let token = Zeroizing::new(token.to_string());
+        if let Some(next) = body["refresh_token"].as_str() {
+            let next = Zeroizing::new(next.to_string());
+            let resealed = vault::seal(
+                state,
+                &vault::aad("connection", &c.id, REFRESH_FIELD),
+                next.as_bytes(),
+            )?;
+            let deadline = refresh_deadline(state, &next).await?;
+            let stored = state
+                .store
+                .connection_secret_replace(
+                    c.id,
+                    REFRESH_FIELD,
+                    &resealed,
+                    &sealed,
+                    deadline,
+                    &event(
+                        state,
+                        c.id,
+                        "rotate",
+                        caller,
+                        Some(client_id.clone()),
+                        "the authority rotated the refresh token",
+                    ),
+                )
+                .await?;
+            if !stored {
+                // Someone replaced it meanwhile (an edit of the connection): theirs stands.
+                tracing::warn!(connection = %c.id, "a rotated refresh token was not stored: the connection's token changed meanwhile");
+            }
+        }
+        let lifetime = body["expires_in"].as_i64().unwrap_or(300).clamp(1, 86_400);
+        state
+            .connection_tokens
+            .put(key, token.clone(), now, now + Duration::seconds(lifetime));
+        return Ok(Ok(token));
+    }
+}
+
+/// A refresh token the authority refused for good: the connection shows it until someone signs
+/// in again.
+async fn refused(state: &AppState, c: &Connection, caller: &str, status: &Status) -> Result<()> {
+    state
+        .store
+        .connection_status_set(
+            c.id,
+            status,
+            state.clock.now(),
+            &event(state, c.id, "refresh", caller, None, status.name()),
+        )
+        .await?;
+    Ok(())
+}
+
+/// How the authority refused a token request.
+struct Refusal {
+    status: Status,
+    /// `invalid_grant`: the grant itself (the refresh token, or its user) is no good.
+    grant_refused: bool,
+}
+
+/// POST a token request to `{authority}/oauth2/v2.0/token`; the body, or the authority's error.
+async fn post_token(
+    state: &AppState,
+    authority: &str,
+    form: &[(&str, &str)],
+) -> std::result::Result<Value, Refusal> {
+    let sent = state
+        .outbound
+        .client
+        .post(format!("{authority}/oauth2/v2.0/token"))
+        .form(form)
+        .send()
+        .await;
+    let resp = sent.map_err(|e| Refusal {
+        status: failure(
+            "AuthorityUnreachable",
+            format!("The authority {authority} could not be reached: {e}."),
+        ),
+        grant_refused: false,
+    })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let code = body["error_codes"][0]
+        .as_u64()
+        .map(|n| format!("AADSTS{n}"))
+        .or_else(|| body["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("HTTP{}", status.as_u16()));
+    let message = body["error_description"]
+        .as_str()
+        .unwrap_or("The authority refused the credentials.")
+        .to_string();
+    Err(Refusal {
+        grant_refused: body["error"] == "invalid_grant",
+        status: failure(code, message),
+    })
 }
 
 /// The authority for a target: this server's for its own environments (the environment's tenant,

@@ -1,5 +1,6 @@
 //! The token endpoint's use case: authenticate the client (secret or certificate assertion) or
-//! the user (password grant), resolve the resource from the scope, and sign an access token.
+//! the user (password grant, or a refresh token from one), resolve the resource from the scope,
+//! and sign an access token. Refresh tokens rotate on every use.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,14 +15,18 @@ use keyway_core::graph_roles::{self, GRAPH_APP_ID, GRAPH_RESOURCE_URI};
 use keyway_core::scope;
 use keyway_core::token::{
     ACCESS_TOKEN_LIFETIME, AccessTokenClaims, CLIENT_ASSERTION_TYPE, CLOCK_SKEW, ClientAuthMethod,
-    ForeignAccount, TokenError,
+    ForeignAccount, IdTokenClaims, REFRESH_REUSE_LEEWAY, REFRESH_TOKEN_MAX_AGE, RevokedGrant,
+    TokenError, refresh_deadline, wants_refresh_token,
 };
 use keyway_core::wire::TokenResponse;
 use keyway_crypto::assertion;
 use keyway_crypto::certificate::Certificate;
 use std::sync::Arc;
 
-use keyway_store::{AssertionUse, ClientRecord, DirectoryStore, EnvironmentStore};
+use keyway_store::{
+    AssertionUse, ClientRecord, DirectoryStore, EnvironmentStore, RefreshState, RefreshTokenStore,
+    Rotation, StoredRefreshToken,
+};
 
 use super::directory_cache::{CachedClient, Resource};
 use uuid::Uuid;
@@ -84,7 +89,7 @@ pub async fn issue(state: &AppState, req: TokenRequest) -> Result<TokenResponse>
         limiter.check(addr)?;
     }
     let grant = required(&req, "grant_type")?;
-    if grant != "client_credentials" && grant != "password" {
+    if !["client_credentials", "password", "refresh_token"].contains(&grant) {
         return Err(TokenError::UnsupportedGrantType(grant.to_string()).into());
     }
     let tenant = super::tenants::resolve(state, &req.tenant)
@@ -92,6 +97,7 @@ pub async fn issue(state: &AppState, req: TokenRequest) -> Result<TokenResponse>
         .ok_or_else(|| TokenError::UnknownTenant(req.tenant.clone()))?;
     let result = match grant {
         "client_credentials" => client_credentials(state, &req, &tenant).await,
+        "refresh_token" => refresh(state, &req, &tenant).await,
         _ => password(state, &req, &tenant).await,
     };
     let outcome = match &result {
@@ -489,11 +495,202 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
     let username = required(req, "username")?.to_ascii_lowercase();
     let password = required(req, "password")?.to_string();
     let scope = required(req, "scope")?;
-    let delegated = scope::delegated(scope, GRAPH_RESOURCE_URI)
-        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
-    let resource = delegated_resource(state, tenant, &delegated.resource).await?;
+    let delegated = delegated_scope(state, tenant, scope).await?;
     let signed_in = sign_in(state, req, tenant, &username, password).await?;
+    let refresh_token = if wants_refresh_token(scope) {
+        let now = state.clock.now();
+        let issued = state.secrets.generate();
+        let record = StoredRefreshToken {
+            id: Uuid::now_v7(),
+            family_id: Uuid::now_v7(),
+            tenant_id: tenant.id,
+            user_id: signed_in.user().id,
+            account_id: signed_in.account.id,
+            client_id: client.client.record.application.app_id,
+            auth_time: now,
+            issued_at: now,
+            expires_at: refresh_deadline(now, now),
+            state: RefreshState::Active,
+            changed_at: None,
+            revoked_reason: None,
+        };
+        state
+            .store
+            .refresh_token_create(&record, &issued.hash)
+            .await?;
+        Some(issued.text)
+    } else {
+        None
+    };
+    delegated_token(
+        state,
+        req,
+        tenant,
+        &client,
+        &signed_in,
+        &delegated,
+        scope,
+        refresh_token,
+    )
+    .await
+}
+
+/// A delegated scope and the resource it names.
+struct Delegated {
+    scope: scope::DelegatedScope,
+    resource: Resource,
+}
+
+async fn delegated_scope(state: &AppState, tenant: &Tenant, scope: &str) -> Result<Delegated> {
+    let parsed = scope::delegated(scope, GRAPH_RESOURCE_URI)
+        .map_err(|_| TokenError::InvalidScope(scope.to_string()))?;
+    let resource = delegated_resource(state, tenant, &parsed.resource).await?;
+    Ok(Delegated {
+        scope: parsed,
+        resource,
+    })
+}
+
+impl SignIn {
+    /// The user object the tokens are about: the guest in the tenant, or the member.
+    fn user(&self) -> &User {
+        self.guest.as_ref().unwrap_or(&self.account)
+    }
+}
+
+/// `refresh_token` grant: redeem a refresh token (bound to the tenant, the user and the client)
+/// for an access token to the same or another resource, and a new refresh token in its place.
+async fn refresh(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Result<TokenResponse> {
+    let client = authenticate_client(state, req, tenant, true).await?;
+    let presented = required(req, "refresh_token")?;
+    let scope = required(req, "scope")?;
+    let Some(old) = state
+        .store
+        .refresh_token_find(&state.secrets.hash(presented))
+        .await?
+    else {
+        return Err(TokenError::InvalidRefreshToken("it is unknown".into()).into());
+    };
+    if old.tenant_id != tenant.id {
+        return Err(
+            TokenError::InvalidRefreshToken("it was issued in another tenant".into()).into(),
+        );
+    }
+    if old.client_id != client.client.record.application.app_id {
+        return Err(TokenError::InvalidRefreshToken(
+            "it was issued to another client application".into(),
+        )
+        .into());
+    }
+    // The account's own state answers first, as for a password: 50057 disabled, 50126 deleted.
+    let signed_in = signed_in_again(state, tenant, &old).await?;
+    let delegated = delegated_scope(state, tenant, scope).await?;
+    let now = state.clock.now();
+    let issued = state.secrets.generate();
+    let next = StoredRefreshToken {
+        id: Uuid::now_v7(),
+        issued_at: now,
+        expires_at: refresh_deadline(old.auth_time, now),
+        state: RefreshState::Active,
+        changed_at: None,
+        revoked_reason: None,
+        ..old.clone()
+    };
+    let refused = match state
+        .store
+        .refresh_token_rotate(old.id, &next, &issued.hash, now, REFRESH_REUSE_LEEWAY)
+        .await?
+    {
+        Rotation::Rotated => None,
+        Rotation::Unknown => Some(TokenError::InvalidRefreshToken("it is unknown".into())),
+        Rotation::Reused { family_revoked, .. } => {
+            if family_revoked {
+                tracing::warn!(family = %old.family_id, user = %old.user_id, "a rotated-out refresh token was redeemed again: its sign-in is revoked");
+            }
+            Some(TokenError::RefreshTokenReused { family_revoked })
+        }
+        Rotation::Revoked { at, reason } => {
+            Some(TokenError::RefreshTokenRevoked(Box::new(RevokedGrant {
+                auth_time: old.auth_time,
+                valid_from: at.unwrap_or(now),
+                reason: reason.unwrap_or_default(),
+            })))
+        }
+        Rotation::Expired if now >= old.auth_time + REFRESH_TOKEN_MAX_AGE => {
+            Some(TokenError::RefreshTokenMaxAge {
+                auth_time: old.auth_time,
+            })
+        }
+        Rotation::Expired => Some(TokenError::RefreshTokenInactive {
+            issued_at: old.issued_at,
+        }),
+    };
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
+    delegated_token(
+        state,
+        req,
+        tenant,
+        &client,
+        &signed_in,
+        &delegated,
+        scope,
+        Some(issued.text),
+    )
+    .await
+}
+
+/// The user a refresh token is about, checked as a password sign-in checks them: deleted is a
+/// wrong user name (50126), disabled (here or, for a guest, at home) is 50057.
+async fn signed_in_again(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &StoredRefreshToken,
+) -> Result<SignIn> {
+    let user = state
+        .store
+        .user_get(tenant.id, token.user_id)
+        .await?
+        .ok_or(TokenError::InvalidUserCredentials)?;
+    let signed_in = match user.home {
+        Some(home) if user.is_guest() => {
+            let account = state
+                .store
+                .user_get(home.tenant_id, home.user_id)
+                .await?
+                .ok_or(TokenError::InvalidUserCredentials)?;
+            SignIn {
+                account,
+                guest: Some(user),
+            }
+        }
+        _ => SignIn {
+            account: user,
+            guest: None,
+        },
+    };
+    if !signed_in.account.account_enabled || !signed_in.user().account_enabled {
+        return Err(TokenError::UserDisabled.into());
+    }
+    Ok(signed_in)
+}
+
+/// A delegated access token (and the ID token, client info and refresh token the request
+/// asked for) about a signed-in user.
+#[allow(clippy::too_many_arguments)]
+async fn delegated_token(
+    state: &AppState,
+    req: &TokenRequest,
+    tenant: &Tenant,
+    client: &AuthenticatedClient,
+    signed_in: &SignIn,
+    delegated: &Delegated,
+    scope: &str,
+    refresh_token: Option<zeroize::Zeroizing<String>>,
+) -> Result<TokenResponse> {
     let permissions: Vec<String> = delegated
+        .scope
         .permissions
         .iter()
         .map(|p| {
@@ -506,24 +703,17 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         .collect();
     let now = state.clock.now().unix_timestamp();
     let app_id = client.client.record.application.app_id.to_string();
-    let aud = match &resource {
+    let aud = match &delegated.resource {
         Resource::Principal(sp) if sp.app_id == GRAPH_APP_ID => GRAPH_RESOURCE_URI.to_string(),
-        _ => delegated.resource.clone(),
+        _ => delegated.scope.resource.clone(),
     };
     // A guest's token is the inviting tenant's, about the guest object; Entra adds the home
     // identity provider (`idp`) and `acct` = 1, and no `upn`.
-    let (user, upn, idp, acct) = match &signed_in.guest {
-        Some(g) => (
-            g,
-            None,
-            Some(format!(
-                "{}/{}/v2.0",
-                req.origin, signed_in.account.tenant_id
-            )),
-            Some(1),
-        ),
+    let user = signed_in.user();
+    let home_issuer = format!("{}/{}/v2.0", req.origin, signed_in.account.tenant_id);
+    let (upn, idp, acct) = match &signed_in.guest {
+        Some(_) => (None, Some(home_issuer), Some(1)),
         None => (
-            &signed_in.account,
             Some(signed_in.account.user_principal_name.clone()),
             None,
             None,
@@ -539,20 +729,48 @@ async fn password(state: &AppState, req: &TokenRequest, tenant: &Tenant) -> Resu
         oid: user.id.to_string(),
         sub: user.id.to_string(),
         appid: app_id.clone(),
-        azp: app_id,
+        azp: app_id.clone(),
         appidacr: client.method.acr().into(),
         azpacr: client.method.acr().into(),
         roles: vec![],
         scp: Some(permissions.join(" ")),
         upn,
         name: Some(user.display_name.clone()),
-        idp,
+        idp: idp.clone(),
         acct,
         idtyp: "user".into(),
         ver: "2.0".into(),
         uti: URL_SAFE_NO_PAD.encode(keyway_crypto::random::bytes::<16>()),
     };
-    sign(state, tenant, &claims).await
+    let mut response = sign(state, tenant, &claims).await?;
+    if scope.split_whitespace().any(|s| s == "openid") {
+        let id = IdTokenClaims {
+            aud: app_id,
+            iss: claims.iss.clone(),
+            iat: now,
+            nbf: now,
+            exp: claims.exp,
+            sub: claims.sub.clone(),
+            oid: claims.oid.clone(),
+            tid: claims.tid.clone(),
+            name: user.display_name.clone(),
+            preferred_username: signed_in.account.user_principal_name.clone(),
+            idp,
+            ver: "2.0".into(),
+        };
+        let key = state.signing.signer(state, tenant.id).await?;
+        response.id_token = Some(key.sign(&id)?);
+    }
+    // msal keys its account cache on the home account: for a guest, the home object and tenant.
+    if field(req, "client_info") == Some("1") {
+        let info = serde_json::json!({
+            "uid": signed_in.account.id,
+            "utid": signed_in.account.tenant_id,
+        });
+        response.client_info = Some(URL_SAFE_NO_PAD.encode(info.to_string()));
+    }
+    response.refresh_token = refresh_token.map(|t| t.to_string());
+    Ok(response)
 }
 
 pub fn issuer(req: &TokenRequest, tenant: &Tenant) -> String {
@@ -573,5 +791,8 @@ async fn sign(
         ext_expires_in: lifetime,
         access_token,
         refresh_in: None,
+        refresh_token: None,
+        id_token: None,
+        client_info: None,
     })
 }

@@ -4,7 +4,7 @@
 use keyway_core::directory::{self, DirectoryError, HomeAccount, User, UserType};
 use keyway_core::graph_roles::Permission;
 use keyway_core::wire::{InvitationInput, InvitationView, InvitedUserRef, UserInput, UserView};
-use keyway_store::DirectoryStore;
+use keyway_store::{DirectoryStore, RefreshTokenStore};
 use uuid::Uuid;
 
 use super::caller::Caller;
@@ -128,10 +128,13 @@ pub async fn update(state: &AppState, caller: &Caller, id: Uuid, input: UserInpu
     if let Some(m) = input.mail_nickname {
         user.mail_nickname = m;
     }
+    let disabled = input.account_enabled == Some(false) && user.account_enabled;
     if let Some(e) = input.account_enabled {
         user.account_enabled = e;
     }
-    if let Some(p) = input.password_profile.and_then(|p| p.password) {
+    let new_password = input.password_profile.and_then(|p| p.password);
+    let password_changed = new_password.is_some();
+    if let Some(p) = new_password {
         if user.is_guest() {
             return Err(DirectoryError::invalid(
                 "passwordProfile.password",
@@ -145,6 +148,31 @@ pub async fn update(state: &AppState, caller: &Caller, id: Uuid, input: UserInpu
         user.password_hash = hash(p).await?;
     }
     state.store.user_update(&user).await?;
+    // As Entra does: a disabled account or a new password ends every sign-in's refresh tokens.
+    let reason = match (disabled, password_changed) {
+        (true, _) => Some("disabled"),
+        (false, true) => Some("password"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        state
+            .store
+            .refresh_tokens_revoke_user(user.id, state.clock.now(), reason)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `revokeSignInSessions`: every refresh token of the user (and, for a member, of the guests
+/// its account signs in as elsewhere) stops working; access tokens run out within the hour.
+pub async fn revoke_sign_in_sessions(state: &AppState, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require(Permission::WriteUsers)?;
+    let user = load(state, caller, id).await?;
+    let n = state
+        .store
+        .refresh_tokens_revoke_user(user.id, state.clock.now(), "signout")
+        .await?;
+    tracing::info!(user = %user.id, revoked = n, "sign-in sessions revoked");
     Ok(())
 }
 

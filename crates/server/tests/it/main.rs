@@ -15,6 +15,7 @@ mod metadata_paths;
 mod nodes;
 mod ops;
 mod records;
+mod refresh_tokens;
 mod roles_webapi;
 mod security;
 mod sharing;

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use keyway_core::wire::UserInput;
 
 use super::{GraphBody, GraphCaller, ListQuery, OrGraph, collection, created, entity, path_id};
@@ -72,4 +72,21 @@ pub async fn users_delete(
     let id = path_id(&id, "user", &ctx)?;
     svc::delete(&state, &caller, id).await.or_graph(&ctx)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1.0/users/{id}/revokeSignInSessions`: Graph answers `{"value": true}`.
+pub async fn users_revoke_sign_in_sessions(
+    State(state): State<AppState>,
+    GraphCaller(caller, ctx): GraphCaller,
+    Path(id): Path<String>,
+) -> Result<Response, GraphError> {
+    let id = path_id(&id, "user", &ctx)?;
+    svc::revoke_sign_in_sessions(&state, &caller, id)
+        .await
+        .or_graph(&ctx)?;
+    Ok(axum::Json(serde_json::json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
+        "value": true,
+    }))
+    .into_response())
 }
