@@ -37,6 +37,38 @@ pub enum RunStatus {
 
 const RUN_STATUSES: [&str; 4] = ["Succeeded", "Failed", "Skipped", "TimedOut"];
 
+/// What a run does next with an action, given the statuses of the siblings it runs after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunDecision {
+    /// Some action it runs after has not finished yet.
+    Wait,
+    Run,
+    /// An action it runs after finished with a status it does not run after: it is skipped
+    /// (and actions after it see `Skipped`).
+    Skip,
+}
+
+impl Action {
+    /// Logic Apps' rule: run once every `runAfter` action has finished with one of the listed
+    /// statuses; skip as soon as one finished with another. `finished` answers a sibling's
+    /// status once it has one.
+    pub fn decide(&self, finished: impl Fn(&str) -> Option<RunStatus>) -> RunDecision {
+        let mut waiting = false;
+        for (name, statuses) in &self.run_after {
+            match finished(name) {
+                Some(status) if statuses.contains(&status) => {}
+                Some(_) => return RunDecision::Skip,
+                None => waiting = true,
+            }
+        }
+        if waiting {
+            RunDecision::Wait
+        } else {
+            RunDecision::Run
+        }
+    }
+}
+
 impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -135,6 +167,16 @@ impl DataverseOperation {
             Self::UpdateRecord | Self::DeleteRecord => &["recordId"],
             Self::GetItem => &["recordId", "$select", "$expand"],
             Self::ListRecords => &["$filter", "$select", "$orderby", "$top", "$expand"],
+        }
+    }
+
+    fn parameters_what(self) -> &'static str {
+        match self {
+            Self::CreateRecord => "CreateRecord's parameters",
+            Self::UpdateRecord => "UpdateRecord's parameters",
+            Self::DeleteRecord => "DeleteRecord's parameters",
+            Self::GetItem => "GetItem's parameters",
+            Self::ListRecords => "ListRecords' parameters",
         }
     }
 
@@ -631,7 +673,7 @@ fn read_dataverse(
     path: &JsonPath,
     templates: &mut Templates<'_>,
 ) -> Result<DataverseAction, DefinitionError> {
-    let mut params = Fields::of(value, path, "the operation's parameters")?;
+    let mut params = Fields::of(value, path, operation.parameters_what())?;
     let entity_name = fixed_string(
         params.require("entityName")?,
         &params.path_of("entityName"),

@@ -134,6 +134,7 @@ fn seed_002_reads_as_a_dataverse_trigger_and_ordered_actions() {
     let TriggerKind::Dataverse(trigger) = &flow.trigger.kind else {
         panic!("not the Dataverse trigger");
     };
+    assert_eq!(flow.trigger.kind.name(), "dataverse");
     assert_eq!(trigger.connection_name, "shared_commondataserviceforapps");
     assert_eq!(trigger.message, TriggerMessage::Added);
     assert_eq!(trigger.entity_name, "account");
@@ -661,7 +662,7 @@ fn unknown_kinds_and_properties_are_refused_by_path() {
         refused(with_actions(
             json!({"A": {"type": "Compose", "inputs": 1, "runtimeConfiguration": {}}})
         )),
-        "actions.A.runtimeConfiguration: unknown property 'runtimeConfiguration' in an action; an action takes 'description', 'inputs', 'metadata', 'runAfter' and 'type'"
+        "actions.A.runtimeConfiguration: unknown property 'runtimeConfiguration' in an action; the known ones are 'description', 'inputs', 'metadata', 'runAfter' and 'type'"
     );
     assert_eq!(
         refused(with_actions(
@@ -732,11 +733,11 @@ fn dataverse_operations_take_their_own_parameters() {
             "CreateRecord",
             json!({"entityName": "accounts", "$filter": "x"})
         )),
-        "actions.Op.inputs.parameters.$filter: unknown property '$filter' in the operation's parameters; the operation's parameters takes 'entityName' and 'item'"
+        "actions.Op.inputs.parameters.$filter: unknown property '$filter' in CreateRecord's parameters; the known ones are 'entityName' and 'item'"
     );
     assert_eq!(
         refused(action("DeleteRecord", json!({"recordId": "1"}))),
-        "actions.Op.inputs.parameters: The operation's parameters needs the property 'entityName'"
+        "actions.Op.inputs.parameters: DeleteRecord's parameters needs the property 'entityName'"
     );
     assert_eq!(
         refused(action("CreateRecordd", json!({"entityName": "accounts"}))),
@@ -910,4 +911,51 @@ fn flow_state_codes_follow_dataverse() {
     assert_eq!(FlowState::Off.state_code(), 0);
     assert_eq!(FlowState::On.state_code(), 1);
     assert_eq!(serde_json::to_value(FlowState::On).unwrap(), json!("on"));
+}
+
+#[test]
+fn the_documented_example_is_a_valid_flow() {
+    let docs = include_str!("../../../../docs/flows.md");
+    let start = docs.find("```json\n").unwrap() + "```json\n".len();
+    let end = start + docs[start..].find("```").unwrap();
+    let flow = FlowDefinition::from_json(&docs[start..end]).unwrap();
+    assert_eq!(flow.execution_order(), ["Add_a_new_row", "Has_revenue"]);
+    assert!(flow.action("Update_a_row").is_some());
+}
+
+#[test]
+fn an_action_runs_when_its_run_after_statuses_hold_and_is_skipped_otherwise() {
+    let flow = FlowDefinition::parse(&with_actions(json!({
+        "A": compose(json!({}), json!(1)),
+        "B": compose(json!({}), json!(1)),
+        "Handler": compose(json!({"A": ["Failed", "TimedOut"], "B": ["Succeeded", "Skipped"]}), json!(1))
+    })))
+    .unwrap();
+    let handler = flow.action("Handler").unwrap();
+    let status = |a: Option<RunStatus>, b: Option<RunStatus>| {
+        move |name: &str| match name {
+            "A" => a,
+            "B" => b,
+            _ => None,
+        }
+    };
+    use RunStatus::{Failed, Skipped, Succeeded};
+    assert_eq!(handler.decide(status(None, None)), RunDecision::Wait);
+    assert_eq!(
+        handler.decide(status(Some(Failed), None)),
+        RunDecision::Wait
+    );
+    assert_eq!(
+        handler.decide(status(Some(Failed), Some(Skipped))),
+        RunDecision::Run
+    );
+    assert_eq!(
+        handler.decide(status(Some(Succeeded), None)),
+        RunDecision::Skip
+    );
+    assert_eq!(
+        handler.decide(status(Some(Failed), Some(Failed))),
+        RunDecision::Skip
+    );
+    assert_eq!(flow.action("A").unwrap().decide(|_| None), RunDecision::Run);
 }

@@ -224,11 +224,19 @@ impl Condition {
     }
 }
 
+/// A template as it was written, near enough to find it in the definition.
 fn describe_template(template: &Template) -> String {
     match template {
         Template::Expression(expression) => expression.text().to_owned(),
         Template::Literal(value) => value.to_string(),
-        other => format!("{other:?}"),
+        Template::Interpolation(segments) => segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Text(text) => text.as_str(),
+                Segment::Expression(expression) => expression.text(),
+            })
+            .collect(),
+        Template::Array(_) | Template::Object(_) => "a JSON value with expressions".into(),
     }
 }
 

@@ -24,7 +24,7 @@ mod proptests;
 pub use action::{
     Action, ActionKind, Condition, DESKTOP_FLOW_API, DataverseAction, DataverseOperation,
     DesktopFlowRun, DesktopRunMode, DesktopRunPriority, Feature, HttpAction, HttpAuthentication,
-    IfAction, RunStatus, Terminate, TerminateStatus,
+    IfAction, RunDecision, RunStatus, Terminate, TerminateStatus,
 };
 pub use definition::{FlowDefinition, FlowParameter, FlowState, ParameterType, Scope};
 pub use error::{DefinitionError, JsonPath};

@@ -87,7 +87,7 @@ impl<'v> Fields<'v> {
                 let mut known: Vec<&str> = self.asked.clone();
                 known.sort_unstable();
                 known.dedup();
-                format!("; {} takes {}", self.what, quoted_list(&known))
+                format!("; the known ones are {}", quoted_list(&known))
             }
         };
         Err(DefinitionError::at(

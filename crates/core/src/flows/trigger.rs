@@ -28,6 +28,18 @@ pub enum TriggerKind {
     Recurrence(Recurrence),
 }
 
+impl TriggerKind {
+    /// The trigger's kind as the store files it: `dataverse`, `manual` (any Request) or
+    /// `recurrence`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TriggerKind::Dataverse(_) => "dataverse",
+            TriggerKind::Request(_) => "manual",
+            TriggerKind::Recurrence(_) => "recurrence",
+        }
+    }
+}
+
 /// "When a row is added, modified or deleted": a callback registration on a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataverseTrigger {
