@@ -1052,3 +1052,179 @@ fn keys_rotate_through_the_cli_and_a_kill_9_midway_loses_nothing() {
         m3.as_str()
     );
 }
+
+/// `keyway` with `input` on standard input.
+fn keyway_stdin(profile: &Path, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("KEYWAY_PROFILE", profile)
+        .env_remove("KEYWAY_CA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn a_delegated_connection_signs_the_user_in_and_keeps_only_the_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let profile = dir.path().join("admin.json");
+    let password = "erin's long password";
+    json(&profile, &["env", "create", "dev"]);
+    let (success, out, err) = keyway_stdin(
+        &profile,
+        &[
+            "user",
+            "create",
+            "erin@keyway.local",
+            "--display-name",
+            "Erin",
+            "--password-stdin",
+            "--output",
+            "json",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(success, "{err}");
+    let erin: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let erin_id = erin["id"].as_str().unwrap().to_string();
+    let su = json(&profile, &["env", "user", "add", "dev", &erin_id]);
+    let sid = su["systemuserid"].as_str().unwrap().to_string();
+    ok(
+        &profile,
+        &[
+            "env",
+            "role",
+            "assign",
+            "dev",
+            "Basic User",
+            "--system-user",
+            &sid,
+        ],
+    );
+
+    // --sign-in goes with OAuthSignIn only, and a wrong password creates nothing.
+    let (success, _, err) = keyway_stdin(
+        &profile,
+        &[
+            "connection",
+            "create",
+            "dev",
+            "--name",
+            "erin-dv",
+            "--set",
+            "ServicePrincipalOauth",
+            "--sign-in",
+            "erin@keyway.local",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(!success && err.contains("--set OAuthSignIn"), "{err}");
+    let (success, _, err) = keyway_stdin(
+        &profile,
+        &[
+            "connection",
+            "create",
+            "dev",
+            "--name",
+            "erin-dv",
+            "--set",
+            "OAuthSignIn",
+            "--sign-in",
+            "erin@keyway.local",
+        ],
+        "not her password\n",
+    );
+    assert!(!success && err.contains("AADSTS50126"), "{err}");
+
+    let create = [
+        "connection",
+        "create",
+        "dev",
+        "--name",
+        "erin-dv",
+        "--set",
+        "OAuthSignIn",
+        "--sign-in",
+        "erin@keyway.local",
+        "--output",
+        "json",
+    ];
+    let (success, out, err) = keyway_stdin(&profile, &create, &format!("{password}\n"));
+    assert!(success, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    let values = &c["properties"]["connectionParametersSet"]["values"];
+    assert_eq!(values["token:refreshToken"]["value"], "********", "{c}");
+    assert!(values.get("token:password").is_none(), "{c}");
+    let client = values["token:clientId"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        c["properties"]["expirationTime"].is_string(),
+        "the refresh token's deadline is known: {c}"
+    );
+    // The built-in public client is registered once and reused.
+    let apps = ok(&profile, &["app", "list"]);
+    assert_eq!(
+        apps.matches("Keyway CLI (delegated sign-in)").count(),
+        1,
+        "{apps}"
+    );
+    let (success, out, err) = keyway_stdin(
+        &profile,
+        &[
+            "connection",
+            "create",
+            "dev",
+            "--name",
+            "erin-dv2",
+            "--set",
+            "OAuthSignIn",
+            "--sign-in",
+            "erin@keyway.local",
+            "--output",
+            "json",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(success, "{err}");
+    let c2: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        c2["properties"]["connectionParametersSet"]["values"]["token:clientId"]["value"],
+        client.as_str()
+    );
+    let tested = ok(&profile, &["connection", "test", "dev", "erin-dv"]);
+    assert!(tested.contains("Connected"), "{tested}");
+
+    // The password never reached the connection: not in the database files.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let db: Vec<u8> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("keyway.db"))
+        .flat_map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert!(!db.is_empty());
+    assert!(
+        !db.windows(password.len()).any(|w| w == password.as_bytes()),
+        "the password is in the database files"
+    );
+}

@@ -1,7 +1,8 @@
 //! `keyway connection …` and `keyway connector …`: connections of an environment through the
 //! Power Platform connectivity API, as the profile's application. Secret values are read from a
 //! file (`name=@path`), standard input (`name=-`) or an environment variable (`name=env:VAR`), so
-//! they stay out of shell history and process lists.
+//! they stay out of shell history and process lists. `--sign-in` signs a user in here and stores
+//! only their refresh token.
 
 use std::io::BufRead;
 
@@ -43,6 +44,14 @@ pub enum ConnectionCommand {
         secrets: Vec<String>,
         #[arg(long)]
         display_name: Option<String>,
+        /// With `--set OAuthSignIn`: sign this user in (password from standard input, or
+        /// prompted on a terminal) and store only their refresh token in the connection.
+        #[arg(long = "sign-in", value_name = "USERNAME")]
+        sign_in: Option<String>,
+        /// The public client the user signs in through (default: the tenant's
+        /// "Keyway CLI (delegated sign-in)" app, registered on first use).
+        #[arg(long)]
+        client_id: Option<uuid::Uuid>,
     },
     /// Connections of an environment you own or that are shared with you.
     List { env: String },
@@ -98,12 +107,109 @@ fn secret_value(spec: &str) -> anyhow::Result<String> {
     bail!("give a secret as @file, - (standard input) or env:VAR, never on the command line")
 }
 
-async fn environment_id(c: &mut Client, env: &str) -> anyhow::Result<String> {
+async fn environment(
+    c: &mut Client,
+    env: &str,
+) -> anyhow::Result<keyway_core::wire::EnvironmentView> {
     let list: Vec<keyway_core::wire::EnvironmentView> = c.list("/v1.0/environments").await?;
     list.into_iter()
         .find(|e| e.name.eq_ignore_ascii_case(env) || e.id.to_string() == env.to_ascii_lowercase())
-        .map(|e| e.id.to_string())
         .with_context(|| format!("no environment '{env}' (see `keyway env list`)"))
+}
+
+async fn environment_id(c: &mut Client, env: &str) -> anyhow::Result<String> {
+    Ok(environment(c, env).await?.id.to_string())
+}
+
+/// The public client the CLI signs people in through, registered once per tenant.
+const SIGN_IN_CLIENT: &str = "Keyway CLI (delegated sign-in)";
+
+async fn sign_in_client(c: &mut Client) -> anyhow::Result<uuid::Uuid> {
+    use keyway_core::wire::ApplicationView;
+    let filter = format!("/v1.0/applications?$filter=displayName eq '{SIGN_IN_CLIENT}'");
+    let found: Vec<ApplicationView> = c.list(&filter).await?;
+    let app = match found.into_iter().find(|a| a.is_fallback_public_client) {
+        Some(a) => a,
+        None => {
+            c.send(
+                Method::POST,
+                "/v1.0/applications",
+                &json!({"displayName": SIGN_IN_CLIENT, "isFallbackPublicClient": true}),
+            )
+            .await?
+        }
+    };
+    let sps: Vec<Value> = c
+        .list(&format!(
+            "/v1.0/servicePrincipals?$filter=appId eq '{}'",
+            app.app_id
+        ))
+        .await?;
+    if sps.is_empty() {
+        c.send::<_, Value>(
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            &json!({"appId": app.app_id}),
+        )
+        .await?;
+    }
+    Ok(app.app_id)
+}
+
+/// A password from standard input, or typed at a terminal without echo.
+fn read_password(username: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return secret_value("-");
+    }
+    eprint!("Password for {username}: ");
+    let stty = |arg: &str| {
+        std::fs::File::open("/dev/tty").ok().and_then(|tty| {
+            std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(tty)
+                .status()
+                .ok()
+        })
+    };
+    let hidden = stty("-echo").is_some_and(|s| s.success());
+    let read = secret_value("-");
+    if hidden {
+        stty("echo");
+        eprintln!();
+    }
+    read
+}
+
+/// Sign a user in with their password for the environment's resource (offline_access), so the
+/// connection holds their refresh token and never the password.
+async fn delegated_sign_in(
+    c: &mut Client,
+    env: &keyway_core::wire::EnvironmentView,
+    username: &str,
+    client_id: Option<uuid::Uuid>,
+) -> anyhow::Result<(uuid::Uuid, String)> {
+    let client_id = match client_id {
+        Some(id) => id,
+        None => sign_in_client(c).await?,
+    };
+    let password = read_password(username)?;
+    let scope = format!("{}/.default offline_access", env.url.trim_end_matches('/'));
+    let client = client_id.to_string();
+    let t = c
+        .token_for(&[
+            ("grant_type", "password"),
+            ("client_id", &client),
+            ("username", username),
+            ("password", &password),
+            ("scope", &scope),
+        ])
+        .await
+        .with_context(|| format!("signing {username} in"))?;
+    let refresh = t
+        .refresh_token
+        .context("the authority issued no refresh token (is offline_access allowed?)")?;
+    Ok((client_id, refresh))
 }
 
 fn status_of(v: &Value) -> String {
@@ -306,8 +412,11 @@ pub async fn run(global: &Global, cmd: ConnectionCommand) -> anyhow::Result<()> 
             values,
             secrets,
             display_name,
+            sign_in,
+            client_id,
         } => {
-            let env_id = environment_id(&mut c, &env).await?;
+            let environment = environment(&mut c, &env).await?;
+            let env_id = environment.id.to_string();
             let mut vals = Map::new();
             for kv in &values {
                 let (k, v) = split(kv)?;
@@ -316,6 +425,17 @@ pub async fn run(global: &Global, cmd: ConnectionCommand) -> anyhow::Result<()> 
             for kv in &secrets {
                 let (k, spec) = split(kv)?;
                 vals.insert(k.to_string(), json!({"value": secret_value(spec)?}));
+            }
+            if let Some(user) = &sign_in {
+                if parameter_set.as_deref() != Some("OAuthSignIn") {
+                    bail!("--sign-in goes with --set OAuthSignIn");
+                }
+                let (client, refresh) =
+                    delegated_sign_in(&mut c, &environment, user, client_id).await?;
+                vals.insert("token:refreshToken".into(), json!({"value": refresh}));
+                vals.insert("token:clientId".into(), json!({"value": client}));
+                vals.entry("token:TenantId")
+                    .or_insert_with(|| json!({"value": environment.tenant_id}));
             }
             let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
             let mut props = json!({
