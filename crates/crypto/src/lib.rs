@@ -4,8 +4,8 @@
 pub mod assertion;
 pub mod audit;
 pub mod certificate;
-pub mod envelope;
 pub mod client_certificate;
+pub mod envelope;
 pub mod password;
 pub mod random;
 pub mod seal;

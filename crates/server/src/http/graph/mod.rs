@@ -4,8 +4,8 @@
 pub mod applications;
 pub mod env_security;
 pub mod environments;
-pub mod keys;
 pub mod invitations;
+pub mod keys;
 pub mod service_principals;
 pub mod tenants;
 pub mod users;
