@@ -358,6 +358,21 @@ async fn refresh_tokens_expire_and_are_revoked(backend: Backend) {
     assert_eq!(c["idp"], format!("{}/{tenant_b}/v2.0", app.base));
     assert_eq!(c["acct"], 1);
     assert!(c.get("upn").is_none(), "{c}");
+    // Revoking the home account's sessions (in its own tenant) ends the guest's too.
+    let (s, v) = app
+        .call(
+            tb["access_token"].as_str().unwrap(),
+            Method::POST,
+            &format!(
+                "/v1.0/users/{}/revokeSignInSessions",
+                home["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((s, &v["value"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, e) = refresh(&app, &client, &rt(&t), GRAPH).await;
+    assert_eq!((s, aadsts(&e)), (StatusCode::BAD_REQUEST, 50173), "{e}");
 
     // Last, as the clock moves a year on (the administrator's token would expire with it).
     let (_, frank) = user(&app, "frank").await;
