@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod query;
 pub mod sqlite;
+mod sqlite_inline;
 mod value;
 
 pub use value::{Row, Value};
@@ -64,6 +65,8 @@ pub trait Tx: Send {
 /// gets to it, and without them both planners walk the index that serves ORDER BY instead of the
 /// selective one — every read then costs O(table). So a table that grew by a tenth (and at least
 /// `MIN_GROWTH` rows) since it was last analyzed is analyzed again, once, in the background.
+/// (In full on SQLite, about a second per million rows: its sampled `analysis_limit` reports a
+/// column holding one value as selective, and the planner then sorts the whole table.)
 #[derive(Default)]
 pub(crate) struct Growth {
     tables: std::sync::Mutex<std::collections::HashMap<String, TableGrowth>>,

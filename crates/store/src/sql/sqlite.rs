@@ -20,6 +20,7 @@ pub struct SqliteDb {
     writer: SqlitePool,
     readers: SqlitePool,
     growth: Arc<Growth>,
+    inline: Option<super::sqlite_inline::InlineReaders>,
 }
 
 impl SqliteDb {
@@ -31,9 +32,8 @@ impl SqliteDb {
             // FULL: an acknowledged write survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // ANALYZE samples this many rows per index instead of reading every one.
-            .pragma("analysis_limit", "1000");
+            .busy_timeout(Duration::from_secs(10));
+        let inline = super::sqlite_inline::InlineReaders::for_file(base.get_filename());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -50,6 +50,7 @@ impl SqliteDb {
             writer,
             readers,
             growth: Arc::default(),
+            inline,
         })
     }
 
@@ -105,6 +106,9 @@ fn decode(row: &SqliteRow) -> Result<Row, StoreError> {
 #[async_trait]
 impl Db for SqliteDb {
     async fn fetch(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        if let Some(rows) = self.inline.as_ref().and_then(|i| i.fetch(sql, &args)) {
+            return Ok(rows);
+        }
         let rows = query(sql, args)
             .fetch_all(&self.readers)
             .await
