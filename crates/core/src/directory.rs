@@ -317,6 +317,58 @@ pub fn validate_password(password: &str) -> Result<(), DirectoryError> {
 }
 
 /// Is a credential usable at `now`?
+/// Microsoft's first-party public clients, which every Entra tenant accepts for people's sign-ins
+/// without an app registration of its own: (app id, display name). Dynamics' client is the one the
+/// Flow Service signs Dynamics users in through.
+pub const FIRST_PARTY_PUBLIC_CLIENTS: [(Uuid, &str); 3] = [
+    (
+        uuid::uuid!("51f81489-12ee-4a9e-aaae-a2591f45987d"),
+        "Microsoft Dynamics CRM",
+    ),
+    (
+        uuid::uuid!("04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
+        "Microsoft Azure CLI",
+    ),
+    (
+        uuid::uuid!("1950a258-227b-4e31-a9cf-717495945fc2"),
+        "Microsoft Azure PowerShell",
+    ),
+];
+
+/// A first-party public client as tenant `tenant_id` sees it: an application that is a public
+/// client, and its service principal there (ids derived from both, so every node agrees).
+pub fn first_party_client(
+    tenant_id: Uuid,
+    app_id: Uuid,
+    created_at: OffsetDateTime,
+) -> Option<(Application, ServicePrincipal)> {
+    let (_, name) = FIRST_PARTY_PUBLIC_CLIENTS
+        .iter()
+        .find(|(id, _)| *id == app_id)?;
+    let derive = |what: &str| Uuid::new_v5(&app_id, format!("{what}:{tenant_id}").as_bytes());
+    Some((
+        Application {
+            id: derive("application"),
+            tenant_id,
+            app_id,
+            display_name: (*name).to_string(),
+            sign_in_audience: "AzureADMultipleOrgs".into(),
+            identifier_uris: vec![],
+            is_fallback_public_client: true,
+            created_at,
+        },
+        ServicePrincipal {
+            id: derive("servicePrincipal"),
+            tenant_id,
+            app_id,
+            display_name: (*name).to_string(),
+            account_enabled: true,
+            app_owner_organization_id: None,
+            created_at,
+        },
+    ))
+}
+
 pub fn is_current(start: OffsetDateTime, end: OffsetDateTime, now: OffsetDateTime) -> bool {
     start <= now && now < end
 }
@@ -334,6 +386,24 @@ mod tests {
             is_system: false,
             created_at: datetime!(2026-01-01 00:00 UTC),
         }
+    }
+
+    #[test]
+    fn first_party_public_clients_exist_in_every_tenant_with_stable_ids() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let dynamics = FIRST_PARTY_PUBLIC_CLIENTS[0].0;
+        let (app_a, sp_a) = first_party_client(a, dynamics, now).unwrap();
+        let (app_b, sp_b) = first_party_client(b, dynamics, now).unwrap();
+        assert!(app_a.is_fallback_public_client && sp_a.account_enabled);
+        assert_eq!((app_a.tenant_id, sp_a.tenant_id), (a, a));
+        assert_ne!(
+            sp_a.id, sp_b.id,
+            "each tenant has its own service principal"
+        );
+        assert_ne!(app_a.id, app_b.id);
+        assert_eq!(first_party_client(a, dynamics, now).unwrap().1.id, sp_a.id);
+        assert!(first_party_client(a, Uuid::new_v4(), now).is_none());
     }
 
     #[test]

@@ -236,7 +236,12 @@ pub async fn token_with(
                 ("username", v("username")),
                 ("password", s("password")),
                 // Dynamics' own public client, as the Flow Service signs users in.
-                ("client_id", "51f81489-12ee-4a9e-aaae-a2591f45987d".into()),
+                (
+                    "client_id",
+                    keyway_core::directory::FIRST_PARTY_PUBLIC_CLIENTS[0]
+                        .0
+                        .to_string(),
+                ),
             ]);
             None
         }

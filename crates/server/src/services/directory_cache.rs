@@ -222,7 +222,20 @@ impl DirectoryCache {
                     assignments,
                 }))
             }
-            None => None,
+            // Microsoft's first-party public clients exist in every tenant, registered or not.
+            None => keyway_core::directory::first_party_client(tenant_id, app_id, now).map(
+                |(application, sp)| {
+                    Arc::new(CachedClient {
+                        record: ClientRecord {
+                            application,
+                            service_principal: Some(sp),
+                            passwords: Vec::new(),
+                            keys: Vec::new(),
+                        },
+                        assignments: Vec::new(),
+                    })
+                },
+            ),
         };
         put(
             &self.clients,

@@ -4,7 +4,7 @@
 //! explored through their own credentials, so the Dynamics environment's security applies.
 
 use keyway_core::connections::{self as conn, Api, Connection, ConnectionError, Status};
-use keyway_core::directory::{Application, DirectoryError, ServicePrincipal};
+use keyway_core::directory::DirectoryError;
 use keyway_core::graph_roles::Permission;
 use keyway_store::{
     DirectoryStore, FlowOrganization, FlowSandbox, FlowServiceStore, PROD_SANDBOX, StoreError,
@@ -17,10 +17,6 @@ use super::connections::{self as svc, ConnCaller, ConnectionInput};
 use super::flowservice_query::{QueryError, apply_patch};
 use super::{Result, ServiceError, connection_auth, outbound};
 use crate::state::AppState;
-
-/// Dynamics' public client, which the Flow Service signs Dynamics users in through
-/// (`connection_auth::token_for` sends it with the password grant).
-pub const DYNAMICS_PUBLIC_CLIENT: Uuid = uuid::uuid!("51f81489-12ee-4a9e-aaae-a2591f45987d");
 
 /// What JSON Patch may touch on a connection.
 pub const PATCHABLE: [&str; 3] = ["/name", "/description", "/auth/params/"];
@@ -134,50 +130,8 @@ pub async fn org_create(
             ))),
             other => other.into(),
         })?;
-    register_dynamics_client(state, tenant_id).await?;
     tracing::info!(org = %org.id, tenant = %tenant_id, "flow service organization created");
     Ok(org)
-}
-
-/// Basic-authentication connections sign their users in through Dynamics' public client, which
-/// Entra tenants have as a first-party app; the organization's tenant gets it here (once, as app
-/// ids are unique on this server) so those sign-ins work.
-async fn register_dynamics_client(state: &AppState, tenant_id: Uuid) -> Result<()> {
-    if state
-        .store
-        .application_by_app_id(DYNAMICS_PUBLIC_CLIENT)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let app = Application {
-        id: Uuid::new_v4(),
-        tenant_id,
-        app_id: DYNAMICS_PUBLIC_CLIENT,
-        display_name: "Dynamics CRM (public client)".into(),
-        sign_in_audience: "AzureADMyOrg".into(),
-        identifier_uris: vec![],
-        is_fallback_public_client: true,
-        created_at: now,
-    };
-    let sp = ServicePrincipal {
-        id: Uuid::new_v4(),
-        tenant_id,
-        app_id: DYNAMICS_PUBLIC_CLIENT,
-        display_name: app.display_name.clone(),
-        account_enabled: true,
-        app_owner_organization_id: Some(tenant_id),
-        created_at: now,
-    };
-    match state.store.application_create(&app, &[]).await {
-        // Another organization's creation registered it first.
-        Err(StoreError::Conflict(_)) => return Ok(()),
-        other => other?,
-    }
-    state.store.service_principal_create(&sp).await?;
-    Ok(())
 }
 
 pub async fn org_list(state: &AppState, caller: &Caller) -> Result<Vec<FlowOrganization>> {
