@@ -131,6 +131,7 @@ impl App {
                 ca_path.as_ref().map(std::fs::read).transpose()?.as_deref(),
             )?,
             connection_tokens: Default::default(),
+            flow_wake: Default::default(),
             config,
         }));
         bootstrap(&state, &profile_path, ca_path.as_ref()).await?;
@@ -153,6 +154,7 @@ impl App {
 
     pub async fn serve(self) -> anyhow::Result<()> {
         workers::spawn(self.state.clone());
+        crate::services::flow_runs::spawn(self.state.clone());
         // Host routing rewrites the path, so it wraps the router rather than running inside it.
         let rewrite = crate::http::route_by_host(self.state.config.environment_domain.clone());
         let app = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<SocketAddr>(

@@ -36,6 +36,8 @@ pub struct Inner {
     pub outbound: crate::services::outbound::Outbound,
     /// Tokens connections obtained, reused until shortly before they expire.
     pub connection_tokens: crate::services::connection_tokens::TokenCache,
+    /// Signalled when flow runs were queued, so an idle run worker starts at once.
+    pub flow_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {

@@ -4,6 +4,7 @@
 
 mod ast;
 mod error;
+mod eval;
 mod filter;
 mod literal;
 mod operand;
@@ -20,6 +21,7 @@ mod query_tests;
 
 pub use ast::{CompareOp, Expr, Operand, TextFunc};
 pub use error::{ODataError, ODataErrorKind};
+pub use eval::EvalError;
 pub use filter::{MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_TERMS};
 pub use literal::Literal;
 pub use query::{Expand, MAX_QUERY_BYTES, OrderBy, QueryOptions};

@@ -3,6 +3,7 @@
 pub mod connectivity;
 pub mod context;
 pub mod error;
+pub mod flows;
 pub mod flowservice;
 pub mod graph;
 pub mod identity;
@@ -120,6 +121,40 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1.0/environments/{id}/roles/{role}/assign",
             post(graph::env_security::roles_assign),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows",
+            get(flows::flows_list).post(flows::flows_create),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}",
+            get(flows::flow_get)
+                .put(flows::flow_put)
+                .delete(flows::flow_delete),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/turnOn",
+            post(flows::flow_turn_on),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/turnOff",
+            post(flows::flow_turn_off),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/run",
+            post(flows::flow_run),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/runs",
+            get(flows::runs_list),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/runs/{run}",
+            get(flows::run_get),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/runs/{run}/cancel",
+            post(flows::run_cancel),
         )
         .route(
             "/v1.0/environments",

@@ -86,8 +86,19 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::graph::env_security::env_users_create,
         crate::http::graph::env_security::license_grant,
         crate::http::graph::env_security::license_remove,
+        crate::http::flows::flows_create,
+        crate::http::flows::flows_list,
+        crate::http::flows::flow_get,
+        crate::http::flows::flow_put,
+        crate::http::flows::flow_delete,
+        crate::http::flows::flow_turn_on,
+        crate::http::flows::flow_turn_off,
+        crate::http::flows::flow_run,
+        crate::http::flows::runs_list,
+        crate::http::flows::run_get,
+        crate::http::flows::run_cancel,
     ),
-    tags((name = "operations"), (name = "tenants"), (name = "keys"), (name = "environments"))
+    tags((name = "operations"), (name = "tenants"), (name = "keys"), (name = "environments"), (name = "flows"))
 )]
 pub struct ApiDoc;
 

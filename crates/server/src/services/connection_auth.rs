@@ -122,7 +122,7 @@ async fn open_sealed(
 }
 
 /// The Dataverse-compatible environment a connection acts in.
-fn target_url(
+pub(crate) fn target_url(
     state: &AppState,
     c: &Connection,
     env: Option<&keyway_core::environment::Environment>,

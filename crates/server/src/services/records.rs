@@ -400,6 +400,7 @@ pub async fn create_many(
         .store
         .record_create(&caller.env, entity, &rows, &audit_ctx(state, caller))
         .await
+        .inspect(|_| state.flow_wake.notify_one())
         .map_err(|e| map_write(e, caller, Access::Create, entity, first))?;
     Ok(ids)
 }
@@ -497,6 +498,7 @@ pub async fn run_changeset(
         .store
         .record_changeset(&caller.env, &ops, &audit_ctx(state, caller))
         .await
+        .inspect(|_| state.flow_wake.notify_one())
         .map(|_| ())
         .map_err(|(i, e)| {
             let p = &prepared[i.min(prepared.len().saturating_sub(1))];
@@ -531,7 +533,8 @@ pub async fn update(
     let result = state
         .store
         .record_changeset(&caller.env, &[p.op], &audit_ctx(state, caller))
-        .await;
+        .await
+        .inspect(|_| state.flow_wake.notify_one());
     let mut out = match result {
         Ok(out) => out,
         // Both Write and Assign were needed: name the one whose scope leaves the row out.
@@ -582,6 +585,7 @@ pub async fn delete(
             &audit_ctx(state, caller),
         )
         .await
+        .inspect(|_| state.flow_wake.notify_one())
         .map_err(|e| map_write(e, caller, Access::Delete, entity, id))
 }
 

@@ -6,6 +6,7 @@
 mod assertions;
 mod connections;
 mod environments;
+mod flows;
 mod flowservice;
 mod graph;
 mod guests;

@@ -1,0 +1,768 @@
+//! Cloud flows end to end over HTTPS: seed 002 (a service principal's connection adds a contact
+//! when an account is added; the run history names the connection and the application user, the
+//! contact's audit history the application user), run-as (seed 004) and the Delegate it needs,
+//! a missing privilege failing an action with Dataverse's error, filtering attributes, filter
+//! expressions and scope skipping runs, manual runs, turning off and cancelling.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    seed_002_flow_acts_as_the_service_principal,
+    run_as_modifying_user_and_row_owner,
+    filters_and_scope_skip_runs,
+    manual_runs_turn_off_and_cancel
+);
+
+const DV: &str = "shared_commondataserviceforapps";
+
+/// An environment with a service principal (its application user holding `roles`), a
+/// connection `sp-dataverse` made with its secret, and the administrator's tokens.
+pub struct Fx {
+    pub app: TestApp,
+    pub env_id: String,
+    /// The Web API base URL.
+    pub api: String,
+    /// The administrator's token for the environment.
+    pub admin: String,
+    /// The service principal's application user.
+    pub sp_user: String,
+}
+
+impl Fx {
+    pub async fn new(backend: Backend, roles: &[(&str, &[&str])], sp_roles: &[&str]) -> Fx {
+        let app = spawn_app(backend).await;
+        let (env, api, admin) = app.environment("dev").await;
+        let env_id = env["id"].as_str().unwrap().to_string();
+        for (name, privileges) in roles {
+            let (s, r) = app
+                .graph(
+                    Method::POST,
+                    &format!("/v1.0/environments/{env_id}/roles"),
+                    Some(json!({"name": name, "privileges": privileges})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{r}");
+        }
+        // Seed 002 steps 1–4: the app registration, its secret, its application user.
+        let (oid, cid) = app.create_app("D365-App-Registration", json!({})).await;
+        let secret = app
+            .add_secret(
+                &oid,
+                json!({"passwordCredential": {"displayName": "D365AppSecret"}}),
+            )
+            .await["secretText"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, u) = app
+            .graph(
+                Method::POST,
+                &format!("/v1.0/environments/{env_id}/addAppUser"),
+                Some(json!({"servicePrincipalAppId": cid, "roles": sp_roles})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let sp_user = u["systemuserid"].as_str().unwrap().to_string();
+        // Step 5: a Dataverse connection with the service principal's credentials.
+        let (s, t) = app
+            .secret_token(
+                &app.profile.client_id.to_string(),
+                &app.profile.client_secret,
+                "https://api.powerplatform.com/.default",
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        let platform = t["access_token"].as_str().unwrap().to_string();
+        let values = json!({
+            "token:clientId": {"value": cid},
+            "token:clientSecret": {"value": secret},
+            "token:TenantId": {"value": app.tenant()},
+            "token:grantType": {"value": "client_credentials"},
+        });
+        let (s, c) = app
+            .call(
+                &platform,
+                Method::PUT,
+                &format!("/connectivity/connectors/{DV}/connections/sp-dataverse?api-version=1"),
+                Some(json!({"properties": {
+                    "displayName": "Dataverse as D365-App-Registration",
+                    "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{env_id}"), "name": env_id},
+                    "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
+                }})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+        Fx {
+            app,
+            env_id,
+            api,
+            admin,
+            sp_user,
+        }
+    }
+
+    pub fn flows(&self) -> String {
+        format!("/v1.0/environments/{}/flows", self.env_id)
+    }
+
+    /// Save a flow as the administrator.
+    pub async fn flow(&self, name: &str, definition: Value) -> String {
+        let (s, f) = self
+            .app
+            .graph(
+                Method::POST,
+                &self.flows(),
+                Some(json!({"name": name, "definition": definition})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{f}");
+        assert_eq!(f["state"], "on");
+        f["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn web(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Option<String>, Value) {
+        web_call(
+            &self.app.http,
+            token,
+            method,
+            format!("{}/{path}", self.api),
+            body,
+            &[],
+        )
+        .await
+    }
+
+    /// Create a row; its id.
+    pub async fn create(&self, token: &str, set: &str, body: Value) -> String {
+        let (s, id, b) = self.web(token, Method::POST, set, Some(body)).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        let id = id.unwrap();
+        id[id.rfind('(').unwrap() + 1..id.len() - 1].to_string()
+    }
+
+    /// Wait until the flow has `n` runs, all ended; newest first.
+    pub async fn runs(&self, flow: &str, n: usize) -> Vec<Value> {
+        let path = format!("{}/{flow}/runs", self.flows());
+        for _ in 0..400 {
+            let (s, r) = self.app.graph(Method::GET, &path, None).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            let runs = r["value"].as_array().unwrap().clone();
+            let ended = |x: &Value| !matches!(x["status"].as_str(), Some("Queued" | "Running"));
+            if runs.len() >= n && runs.iter().all(ended) {
+                assert_eq!(runs.len(), n, "{r}");
+                return runs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("flow {flow} did not end {n} runs");
+    }
+
+    pub async fn run(&self, flow: &str, run: &Value) -> Value {
+        let (s, r) = self
+            .app
+            .graph(
+                Method::GET,
+                &format!(
+                    "{}/{flow}/runs/{}",
+                    self.flows(),
+                    run["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        r
+    }
+
+    /// A person or application's Web API token for the environment, through an app with its
+    /// own application user holding `roles`: (token, system user id).
+    pub async fn app_user(&self, name: &str, roles: &[&str]) -> (String, String) {
+        let (oid, cid) = self.app.create_app(name, json!({})).await;
+        let secret = self.app.add_secret(&oid, json!({})).await["secretText"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, u) = self
+            .app
+            .graph(
+                Method::POST,
+                &format!("/v1.0/environments/{}/addAppUser", self.env_id),
+                Some(json!({"servicePrincipalAppId": cid, "roles": roles})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let url = self.api.trim_end_matches("/api/data/v9.2");
+        let (s, t) = self
+            .app
+            .secret_token(&cid, &secret, &format!("{url}/.default"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        (
+            t["access_token"].as_str().unwrap().to_string(),
+            u["systemuserid"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// "When a row is …" on `entity`, then `actions`.
+pub fn dataverse_flow(entity: &str, message: u8, extra: Value, actions: Value) -> Value {
+    let mut parameters = json!({
+        "subscriptionRequest/message": message,
+        "subscriptionRequest/entityname": entity,
+        "subscriptionRequest/scope": 4,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        parameters[format!("subscriptionRequest/{k}")] = v.clone();
+    }
+    json!({
+        "$schema": "https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/workflowdefinition.json#",
+        "contentVersion": "1.0.0.0",
+        "triggers": {"When_a_row_is_added": {
+            "type": "OpenApiConnectionWebhook",
+            "inputs": {
+                "host": {"connectionName": "sp-dataverse", "operationId": "SubscribeWebhookTrigger", "apiId": format!("/providers/Microsoft.PowerApps/apis/{DV}")},
+                "parameters": parameters,
+            },
+        }},
+        "actions": actions,
+    })
+}
+
+/// "Add a new row" to contacts for the triggering account.
+pub fn add_contact(prefix: &str) -> Value {
+    json!({"Add_a_new_row": {
+        "runAfter": {},
+        "type": "OpenApiConnection",
+        "inputs": {
+            "host": {"connectionName": "sp-dataverse", "operationId": "CreateRecord", "apiId": format!("/providers/Microsoft.PowerApps/apis/{DV}")},
+            "parameters": {
+                "entityName": "contacts",
+                "item/lastname": format!("{prefix}@{{triggerOutputs()?['body/name']}}"),
+                "item/parentcustomerid_account@odata.bind": "accounts(@{triggerOutputs()?['body/accountid']})",
+            },
+        },
+    }})
+}
+
+pub const WRITER: &[&str] = &[
+    "prvCreatecontact:Global",
+    "prvReadcontact:Global",
+    "prvWritecontact:Global",
+    "prvAppendcontact:Global",
+    "prvAppendToaccount:Global",
+    "prvReadaccount:Global",
+];
+
+async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
+    let fx = Fx::new(
+        backend,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer"],
+    )
+    .await;
+
+    // A definition error answers its path and the offset inside the expression.
+    let mut bad = dataverse_flow("account", 1, json!({}), add_contact(""));
+    bad["actions"]["Add_a_new_row"]["inputs"]["parameters"]["item/lastname"] =
+        json!("@concatt('a')");
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "bad", "definition": bad})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "InvalidFlowDefinition");
+    assert_eq!(
+        e["error"]["path"],
+        "actions.Add_a_new_row.inputs.parameters.item/lastname"
+    );
+    assert_eq!(e["error"]["offset"], 1, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("concat"),
+        "{e}"
+    );
+    // A connection that does not exist is named.
+    let mut unknown = dataverse_flow("account", 1, json!({}), add_contact(""));
+    unknown["actions"]["Add_a_new_row"]["inputs"]["host"]["connectionName"] = json!("nope");
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "x", "definition": unknown})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("'nope'"),
+        "{e}"
+    );
+
+    // Step 6: "when an account is added, add a contact" through the connection.
+    let flow = fx
+        .flow(
+            "Account to contact",
+            dataverse_flow("account", 1, json!({"runas": 3}), add_contact("")),
+        )
+        .await;
+    let (s, listed) = fx.app.graph(Method::GET, &fx.flows(), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        listed["value"][0]["trigger"]["entity"], "account",
+        "{listed}"
+    );
+    let (sales, sales_user) = fx.app_user("sales", &["System Administrator"]).await;
+    let account = fx
+        .create(&sales, "accounts", json!({"name": "Fabrikam"}))
+        .await;
+
+    let runs = fx.runs(&flow, 1).await;
+    assert_eq!(runs[0]["status"], "Succeeded", "{runs:?}");
+    let run = fx.run(&flow, &runs[0]).await;
+    let action = &run["actions"][0];
+    assert_eq!(action["name"], "Add_a_new_row");
+    assert_eq!(action["status"], "Succeeded", "{run}");
+    assert_eq!(action["connection"]["name"], "sp-dataverse", "{run}");
+    assert_eq!(action["connection"]["connector"], DV);
+    assert_eq!(
+        action["identity"]["systemUserId"],
+        fx.sp_user.as_str(),
+        "{run}"
+    );
+    assert_eq!(
+        run["trigger"]["outputs"]["keyway"]["modifiedBy"],
+        sales_user.as_str()
+    );
+    let text = run.to_string();
+    assert!(
+        !text.contains("secret") && !text.contains("eyJ"),
+        "no secret nor token: {run}"
+    );
+    let contact = action["outputs"]["body"]["contactid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The contact exists, for the account, made by the application user.
+    let (s, _, c) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("contacts({contact})"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["lastname"], "Fabrikam");
+    assert_eq!(c["_parentcustomerid_value"], account.as_str());
+    assert_eq!(c["_createdby_value"], fx.sp_user.as_str());
+    let (s, _, audits) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("audits?$filter=_objectid_value eq {contact}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audits}");
+    let rows = audits["value"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{audits}");
+    assert!(
+        rows.iter()
+            .all(|r| r["_userid_value"] == fx.sp_user.as_str()),
+        "the audit history names the application user: {audits}"
+    );
+
+    // Least privilege: creating an account is beyond the role, and the run history says so.
+    let denied = fx
+        .flow(
+            "Copy account",
+            dataverse_flow(
+                "contact",
+                1,
+                json!({}),
+                json!({"Add_an_account": {"type": "OpenApiConnection", "inputs": {
+                    "host": {"connectionName": "sp-dataverse", "operationId": "CreateRecord"},
+                    "parameters": {"entityName": "accounts", "item/name": "@triggerOutputs()?['body/lastname']"},
+                }}}),
+            ),
+        )
+        .await;
+    fx.create(&sales, "contacts", json!({"lastname": "Ward"}))
+        .await;
+    let runs = fx.runs(&denied, 1).await;
+    assert_eq!(runs[0]["status"], "Failed", "{runs:?}");
+    assert_eq!(runs[0]["error"]["code"], "0x80040220", "{runs:?}");
+    let run = fx.run(&denied, &runs[0]).await;
+    let action = &run["actions"][0];
+    assert_eq!(action["status"], "Failed");
+    assert_eq!(action["error"]["code"], "0x80040220", "{run}");
+    assert!(
+        action["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvCreateaccount"),
+        "{run}"
+    );
+    assert_eq!(action["identity"]["systemUserId"], fx.sp_user.as_str());
+    fx.app.stop().await;
+}
+
+async fn run_as_modifying_user_and_row_owner(backend: Backend) {
+    let fx = Fx::new(
+        backend,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer", "Delegate"],
+    )
+    .await;
+    // Running as someone else needs Delegate to save (seed 004).
+    let (oid, cid) = fx.app.create_app("maker graph", json!({})).await;
+    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, u) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
+            Some(json!({"servicePrincipalAppId": cid, "roles": ["Basic User"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let (_, t) = fx
+        .app
+        .secret_token(&cid, &secret, "https://api.powerplatform.com/.default")
+        .await;
+    let maker_platform = t["access_token"].as_str().unwrap().to_string();
+    let as_modifier = dataverse_flow("account", 3, json!({"runas": 1}), add_contact("modifier-"));
+    let (s, e) = fx
+        .app
+        .call(
+            &maker_platform,
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "as modifier", "definition": as_modifier})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040220");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvActOnBehalfOfAnotherUser"),
+        "{e}"
+    );
+
+    // The administrator holds it.
+    let modifier_flow = fx.flow("as modifier", as_modifier).await;
+    let owner_flow = fx
+        .flow(
+            "as owner",
+            dataverse_flow("account", 3, json!({"runas": 2}), add_contact("owner-")),
+        )
+        .await;
+    let (_, sales_user) = fx.app_user("sales", &["Flow contact writer"]).await;
+    // The administrator creates an account owned by sales, then changes it.
+    let (_, who) = {
+        let (s, _, w) = fx.web(&fx.admin, Method::GET, "WhoAmI", None).await;
+        (s, w)
+    };
+    let admin_user = who["UserId"].as_str().unwrap().to_string();
+    let account = fx
+        .create(
+            &fx.admin,
+            "accounts",
+            json!({"name": "Northwind", "ownerid@odata.bind": format!("/systemusers({sales_user})")}),
+        )
+        .await;
+    let (s, _, b) = fx
+        .web(
+            &fx.admin,
+            Method::PATCH,
+            &format!("accounts({account})"),
+            Some(json!({"name": "Northwind Traders"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+
+    let check = |flow: String, who: String, prefix: &'static str| {
+        let fx = &fx;
+        async move {
+            let runs = fx.runs(&flow, 1).await;
+            assert_eq!(runs[0]["status"], "Succeeded", "{runs:?}");
+            let run = fx.run(&flow, &runs[0]).await;
+            let action = &run["actions"][0];
+            assert_eq!(action["identity"]["systemUserId"], who.as_str(), "{run}");
+            assert_eq!(action["connection"]["name"], "sp-dataverse");
+            let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
+            let (_, _, c) = fx
+                .web(
+                    &fx.admin,
+                    Method::GET,
+                    &format!("contacts({contact})"),
+                    None,
+                )
+                .await;
+            assert_eq!(c["lastname"], format!("{prefix}Northwind Traders"));
+            assert_eq!(c["_createdby_value"], who.as_str(), "{c}");
+            assert_eq!(
+                c["_createdonbehalfby_value"],
+                fx.sp_user.as_str(),
+                "the connection's identity acted on their behalf: {c}"
+            );
+        }
+    };
+    check(modifier_flow, admin_user, "modifier-").await;
+    check(owner_flow, sales_user, "owner-").await;
+    fx.app.stop().await;
+}
+
+async fn filters_and_scope_skip_runs(backend: Backend) {
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let compose =
+        json!({"Note": {"type": "Compose", "inputs": "@triggerOutputs()?['body/revenue']"}});
+    let revenue = fx
+        .flow(
+            "big revenue",
+            dataverse_flow(
+                "account",
+                3,
+                json!({"filteringattributes": "revenue", "filterexpression": "revenue gt 1000"}),
+                compose.clone(),
+            ),
+        )
+        .await;
+    // A filter on a column the table lacks is refused at save.
+    let bad = dataverse_flow(
+        "account",
+        3,
+        json!({"filterexpression": "nosuch eq 1"}),
+        compose.clone(),
+    );
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "bad", "definition": bad})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("nosuch"),
+        "{e}"
+    );
+    // Scope 1 (user): only rows the flow's owner owns.
+    let mut mine = dataverse_flow("account", 1, json!({}), compose.clone());
+    mine["triggers"]["When_a_row_is_added"]["inputs"]["parameters"]["subscriptionRequest/scope"] =
+        json!(1);
+    let mine = fx.flow("my accounts", mine).await;
+
+    let (other, _) = fx.app_user("other", &["System Administrator"]).await;
+    let account = fx
+        .create(&fx.admin, "accounts", json!({"name": "Mine"}))
+        .await;
+    fx.create(&other, "accounts", json!({"name": "Theirs"}))
+        .await;
+    let runs = fx.runs(&mine, 2).await;
+    let statuses: Vec<&str> = runs.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(
+        statuses.contains(&"Succeeded") && statuses.contains(&"Skipped"),
+        "{runs:?}"
+    );
+
+    let patch = |body: Value| {
+        let fx = &fx;
+        let path = format!("accounts({account})");
+        async move {
+            let (s, _, b) = fx.web(&fx.admin, Method::PATCH, &path, Some(body)).await;
+            assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        }
+    };
+    patch(json!({"name": "Renamed"})).await; // not a filtering attribute: no run
+    patch(json!({"revenue": 500})).await; // queued, but the filter expression skips it
+    let runs = fx.runs(&revenue, 1).await;
+    assert_eq!(runs[0]["status"], "Skipped", "{runs:?}");
+    assert_eq!(runs[0]["error"]["code"], "TriggerConditionNotMet");
+    patch(json!({"revenue": 5000})).await;
+    let runs = fx.runs(&revenue, 2).await;
+    assert_eq!(runs[0]["status"], "Succeeded", "{runs:?}");
+    let run = fx.run(&revenue, &runs[0]).await;
+    assert_eq!(run["actions"][0]["outputs"], 5000.0, "{run}");
+    fx.app.stop().await;
+}
+
+/// A plain-HTTP server on this machine that answers every request after `delay`, counting them.
+async fn slow_server(
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let body = "{\"ok\":true}";
+                let _ = sock
+                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                    .await;
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{}", addr.port()), hits)
+}
+
+async fn manual_runs_turn_off_and_cancel(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let (slow, hits) = slow_server(std::time::Duration::from_millis(1500)).await;
+    let definition = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {"type": "object"}}}},
+        "actions": {
+            "Echo": {"type": "Compose", "inputs": {"hello": "@triggerBody()?['who']"}},
+            "Call": {"type": "Http", "runAfter": {"Echo": ["Succeeded"]}, "inputs": {"method": "GET", "uri": "@{triggerBody()?['url']}"}},
+            "After": {"type": "Compose", "runAfter": {"Call": ["Succeeded"]}, "inputs": "@body('Call')?['ok']"},
+        },
+    });
+    let flow = fx.flow("button", definition).await;
+    let start = |inputs: Value| {
+        let fx = &fx;
+        let path = format!("{}/{flow}/run", fx.flows());
+        async move { fx.app.graph(Method::POST, &path, Some(inputs)).await }
+    };
+    // A manual run: 202 with its id, then its history.
+    let (s, r) = start(json!({"who": "Ada", "url": slow})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let runs = fx.runs(&flow, 1).await;
+    assert_eq!(runs[0]["id"], r["id"]);
+    assert_eq!(runs[0]["status"], "Succeeded", "{runs:?}");
+    let run = fx.run(&flow, &runs[0]).await;
+    let names: Vec<&str> = run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Echo", "Call", "After"], "{run}");
+    assert_eq!(run["actions"][0]["outputs"]["hello"], "Ada");
+    assert_eq!(run["actions"][2]["outputs"], true, "{run}");
+
+    // Cancelled while its HTTP call is in flight: the next action never starts.
+    let before = hits.load(Ordering::SeqCst);
+    let (_, r) = start(json!({"who": "Grace", "url": slow})).await;
+    let run_path = format!("{}/{flow}/runs/{}", fx.flows(), r["id"].as_str().unwrap());
+    for _ in 0..100 {
+        if hits.load(Ordering::SeqCst) > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (s, c) = fx
+        .app
+        .graph(Method::POST, &format!("{run_path}/cancel"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "Cancelled");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (_, run) = fx.app.graph(Method::GET, &run_path, None).await;
+    assert_eq!(run["status"], "Cancelled", "{run}");
+    let names: Vec<&str> = run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"After"), "{run}");
+    let (s, c) = fx
+        .app
+        .graph(Method::POST, &format!("{run_path}/cancel"), None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{c}");
+
+    // Off: no new runs.
+    let (s, f) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("{}/{flow}/turnOff", fx.flows()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    assert_eq!(f["state"], "off");
+    let (s, e) = start(json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    let account_flow = fx
+        .flow(
+            "off later",
+            dataverse_flow(
+                "account",
+                1,
+                json!({}),
+                json!({"N": {"type": "Compose", "inputs": 1}}),
+            ),
+        )
+        .await;
+    let (s, _) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("{}/{account_flow}/turnOff", fx.flows()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    fx.create(&fx.admin, "accounts", json!({"name": "Quiet"}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, runs) = fx
+        .app
+        .graph(
+            Method::GET,
+            &format!("{}/{account_flow}/runs", fx.flows()),
+            None,
+        )
+        .await;
+    assert_eq!(runs["value"].as_array().unwrap().len(), 0, "{runs}");
+    // A desktop flow cannot be turned on without machines.
+    let desktop = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+        "actions": {"Desk": {"type": "RunDesktopFlow", "inputs": {"host": {"connectionName": "sp-dataverse"}, "parameters": {"desktopFlowId": "00000000-0000-0000-0000-000000000001", "runMode": "unattended"}}}},
+    });
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "desk", "definition": desktop})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    fx.app.stop().await;
+}
