@@ -5,7 +5,6 @@ use keyway_core::dataverse::audit::{self, AuditAction, AuditContext};
 use keyway_core::dataverse::authz::RowScope;
 use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::dataverse::record::{FieldValue, Record};
-use keyway_core::dataverse::security::{Depth, Privilege};
 use keyway_core::environment::Environment;
 use uuid::Uuid;
 
@@ -74,12 +73,6 @@ pub trait SharingStore: Send + Sync {
     async fn team_members(&self, env: &Environment, team: Uuid) -> Result<Vec<Uuid>, StoreError>;
     /// The roles (role ids) a team holds.
     async fn team_roles(&self, env: &Environment, team: Uuid) -> Result<Vec<Uuid>, StoreError>;
-    /// What a role grants, or `None` when there is no such role.
-    async fn role_privileges(
-        &self,
-        env: &Environment,
-        role: Uuid,
-    ) -> Result<Option<Vec<Privilege>>, StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -277,44 +270,6 @@ impl SharingStore for SqlStore {
         tx.commit().await?;
         // Who may do what changed: callers cached elsewhere must be read again.
         self.changed(Ok(()))
-    }
-
-    async fn role_privileges(
-        &self,
-        env: &Environment,
-        role: Uuid,
-    ) -> Result<Option<Vec<Privilege>>, StoreError> {
-        let exists = !self
-            .db
-            .fetch(
-                &format!(
-                    "SELECT 1 FROM {} WHERE roleid = $1",
-                    crate::sql::ident(&format!("dv{}_role", env.number))
-                ),
-                vec![role.into()],
-            )
-            .await?
-            .is_empty();
-        if !exists {
-            return Ok(None);
-        }
-        self.db
-            .fetch(
-                "SELECT privilege, depth FROM dv_role_privileges WHERE environment_id = $1 AND role_id = $2 ORDER BY privilege",
-                vec![env.id.into(), role.into()],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                let depth = r.text(1)?;
-                Ok(Privilege {
-                    name: r.text(0)?,
-                    depth: Depth::parse(&depth)
-                        .ok_or_else(|| StoreError::Database(format!("unknown depth {depth}")))?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map(Some)
     }
 
     async fn team_members(&self, env: &Environment, team: Uuid) -> Result<Vec<Uuid>, StoreError> {

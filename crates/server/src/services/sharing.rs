@@ -9,7 +9,9 @@ use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::dataverse::record::FieldValue;
 use keyway_core::dataverse::security::{Access, SHAREABLE};
-use keyway_store::{EnvironmentStore, ShareChange, ShareGrant, SharingStore, StoreError, TeamLink};
+use keyway_store::{
+    EnvironmentStore, SecurityStore, ShareChange, ShareGrant, SharingStore, StoreError, TeamLink,
+};
 use uuid::Uuid;
 
 use super::webapi::WebApiCaller;
@@ -260,18 +262,19 @@ fn map_row(
 /// Every privilege of a role must be one the caller holds at least as deep: a team role is a
 /// way to hand privileges to people, and nobody hands out what they do not have.
 async fn may_hand_out_role(state: &AppState, caller: &WebApiCaller, role: Uuid) -> Result<()> {
-    let privileges = state
+    let roles = table(caller, "role")?;
+    if state
         .store
-        .role_privileges(&caller.env, role)
+        .record_get(&caller.env, roles, role)
         .await?
-        .ok_or_else(|| DataverseError::RecordNotFound {
-            entity: "role".into(),
-            id: role.to_string(),
-        })?;
-    if let Some(p) = privileges
-        .iter()
-        .find(|p| caller.principal.depth(&p.name) < p.depth)
+        .is_none()
     {
+        return Err(not_found(roles, role));
+    }
+    let privileges = state.store.role_privileges(&caller.env, role).await?;
+    if let Some(p) = keyway_core::dataverse::privileges::exceeding(&privileges, |name| {
+        caller.principal.depth(name)
+    }) {
         return Err(DataverseError::MissingPrivilege(format!(
             "The role grants {} at {} depth, deeper than the caller holds it: only someone who holds every privilege of a role may give it to a team.",
             p.name,
