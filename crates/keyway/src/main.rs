@@ -89,6 +89,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::env::EnvCommand,
     },
+    /// Cloud flows: definitions, runs and their history.
+    Flow {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::flow::FlowCommand,
+    },
     /// Flow Service organizations and their sandboxes.
     Flowservice {
         #[command(flatten)]
@@ -151,6 +158,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Env { global, command } => commands::env::run(&global, command).await,
             Command::Audit { global, command } => commands::audit::run(&global, command).await,
+            Command::Flow { global, command } => commands::flow::run(&global, command).await,
             Command::Flowservice { global, command } => {
                 commands::flowservice::run(&global, command).await
             }

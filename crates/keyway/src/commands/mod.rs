@@ -4,6 +4,7 @@ pub mod app;
 pub mod audit;
 pub mod connection;
 pub mod env;
+pub mod flow;
 pub mod flowservice;
 pub mod keys;
 pub mod sp;

@@ -153,7 +153,8 @@ impl Fx {
 
     /// Wait until the flow has `n` runs, all ended; newest first.
     pub async fn runs(&self, flow: &str, n: usize) -> Vec<Value> {
-        let path = format!("{}/{flow}/runs", self.flows());
+        let path = format!("{}/{flow}/runs?$top=500", self.flows());
+        let mut last = Value::Null;
         for _ in 0..400 {
             let (s, r) = self.app.graph(Method::GET, &path, None).await;
             assert_eq!(s, StatusCode::OK, "{r}");
@@ -163,9 +164,10 @@ impl Fx {
                 assert_eq!(runs.len(), n, "{r}");
                 return runs;
             }
+            last = r;
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("flow {flow} did not end {n} runs");
+        panic!("flow {flow} did not end {n} runs: {last}");
     }
 
     pub async fn run(&self, flow: &str, run: &Value) -> Value {
@@ -765,4 +767,105 @@ async fn manual_runs_turn_off_and_cancel(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     fx.app.stop().await;
+}
+
+/// Two server processes' worth of run workers on one PostgreSQL: a burst of trigger events,
+/// each run claimed once (attempt 1), each contact made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_one_postgres_run_each_event_once() {
+    use std::sync::Arc;
+
+    use keyway_core::{Clock, ManualClock, SystemClock};
+    let fx = Fx::new(
+        Backend::Postgres,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer"],
+    )
+    .await;
+    // A second node on the same database and master key.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fx.app.dir.path().join("master.key"),
+        dir.path().join("master.key"),
+    )
+    .unwrap();
+    let mut config = keyway_server::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.database_url = fx.app.db_url.clone();
+    config.rate_limit_per_second = 0;
+    let b = keyway_server::App::build(config, Arc::new(ManualClock::new(SystemClock.now())), None)
+        .await
+        .unwrap();
+    let b_handle = b.handle();
+    tokio::spawn(async move { b.serve().await.unwrap() });
+
+    let flow = fx
+        .flow(
+            "Account to contact",
+            dataverse_flow("account", 1, json!({}), add_contact("")),
+        )
+        .await;
+    let n = 60;
+    let creates = (0..n).map(|i| {
+        let fx = &fx;
+        async move {
+            fx.create(&fx.admin, "accounts", json!({"name": format!("Burst {i}")}))
+                .await
+        }
+    });
+    let accounts = futures_join_all(creates).await;
+    let runs = fx.runs(&flow, n).await;
+    assert!(runs.iter().all(|r| r["status"] == "Succeeded"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r["attempt"] == 1),
+        "no run was claimed twice: {runs:?}"
+    );
+    let (s, _, contacts) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            "contacts?$select=_parentcustomerid_value",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut parents: Vec<String> = contacts["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["_parentcustomerid_value"].as_str().unwrap().to_string())
+        .collect();
+    parents.sort();
+    let mut expected = accounts;
+    expected.sort();
+    assert_eq!(parents, expected, "one contact per account");
+    b_handle.shutdown();
+    fx.app.stop().await;
+}
+
+/// Await every future, concurrently, in order.
+async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = fs.collect();
+    let mut out = Vec::with_capacity(handles.len());
+    // Poll them together by pinning each into a join set of boxed futures.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = handles.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.unwrap()));
+    out
 }

@@ -1,0 +1,306 @@
+//! Cloud flows through the real binary: seed 002 set up with the CLI (app, secret, application
+//! user, connection, `keyway flow create`), a burst of trigger events, `kill -9` in the middle of
+//! it, a restart on the same data directory — and every committed row ran its flow exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KEYWAY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("Keyway listening on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server did not announce itself");
+    Server { child }
+}
+
+fn keyway(profile: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("KEYWAY_PROFILE", profile)
+        .env_remove("KEYWAY_CA")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keyway {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+fn json_out(profile: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    serde_json::from_str(&keyway(profile, &all)).unwrap()
+}
+
+/// The profile's Web API base and token, and a client trusting the server's CA.
+fn web(profile: &Path, env_url_of: &Value) -> (reqwest::Client, String, String) {
+    let p: Value = serde_json::from_slice(&std::fs::read(profile).unwrap()).unwrap();
+    let ca = std::fs::read(p["caPath"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let url = env_url_of["url"].as_str().unwrap().to_string();
+    let token = keyway(
+        profile,
+        &[
+            "token",
+            "get",
+            "--scope",
+            &format!("{url}/.default"),
+            "--raw",
+        ],
+    )
+    .trim()
+    .to_string();
+    (http, format!("{url}/api/data/v9.2"), token)
+}
+
+async fn count(http: &reqwest::Client, api: &str, token: &str, query: &str) -> Vec<Value> {
+    let r: Value = http
+        .get(format!("{api}/{query}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["value"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let profile = dir.path().join("admin.json");
+
+    json_out(&profile, &["env", "create", "dev"]);
+    let app = json_out(&profile, &["app", "create", "D365-App-Registration"]);
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let secret = json_out(&profile, &["app", "secret", "add", &app_id])["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json_out(&profile, &["sp", "create", &app_id]);
+    keyway(
+        &profile,
+        &[
+            "env",
+            "app-user",
+            "add",
+            "dev",
+            "--app-id",
+            &app_id,
+            "--role",
+            "System Administrator",
+        ],
+    );
+    let tenant = json_out(&profile, &["tenant", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_file = dir.path().join("sp.secret");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let c = json_out(
+        &profile,
+        &[
+            "connection",
+            "create",
+            "dev",
+            "--name",
+            "sp-dataverse",
+            "--set",
+            "ServicePrincipalOauth",
+            "--value",
+            &format!("token:clientId={app_id}"),
+            "--value",
+            &format!("token:TenantId={tenant}"),
+            "--secret",
+            &format!("token:clientSecret=@{}", secret_file.display()),
+        ],
+    );
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    let definition = json!({"properties": {"definition": {
+        "triggers": {"When_a_row_is_added": {"type": "OpenApiConnectionWebhook", "inputs": {
+            "host": {"connectionName": "sp-dataverse", "operationId": "SubscribeWebhookTrigger"},
+            "parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4},
+        }}},
+        "actions": {"Add_a_new_row": {"type": "OpenApiConnection", "inputs": {
+            "host": {"connectionName": "sp-dataverse", "operationId": "CreateRecord"},
+            "parameters": {
+                "entityName": "contacts",
+                "item/lastname": "@triggerOutputs()?['body/name']",
+                "item/parentcustomerid_account@odata.bind": "accounts(@{triggerOutputs()?['body/accountid']})",
+            },
+        }}},
+    }}});
+    let def_file = dir.path().join("flow.json");
+    std::fs::write(&def_file, definition.to_string()).unwrap();
+    let flow = json_out(
+        &profile,
+        &[
+            "flow",
+            "create",
+            "dev",
+            "--name",
+            "Account to contact",
+            "--definition",
+            def_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(flow["state"], "on", "{flow}");
+    let listed = keyway(&profile, &["flow", "list", "dev"]);
+    assert!(
+        listed.contains("Account to contact") && listed.contains("dataverse"),
+        "{listed}"
+    );
+
+    // The burst: 80 accounts at once; kill -9 once a third are acknowledged.
+    let env = json_out(&profile, &["env", "show", "dev"]);
+    let (http, api, token) = web(&profile, &env);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acknowledged = rt.block_on(async {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..80 {
+            let (http, api, token, done) = (http.clone(), api.clone(), token.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .post(format!("{api}/accounts"))
+                    .bearer_auth(&token)
+                    .json(&json!({"name": format!("Burst {i}")}))
+                    .send()
+                    .await;
+                let ok = r.is_ok_and(|r| r.status().as_u16() == 204);
+                if ok {
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                ok
+            }));
+        }
+        let start = Instant::now();
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 27
+            && start.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tasks
+    });
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL, mid-burst
+    server.child.wait().unwrap();
+    let acked = rt.block_on(async {
+        let mut n = 0;
+        for t in acknowledged {
+            n += usize::from(t.await.unwrap());
+        }
+        n
+    });
+    assert!(
+        acked >= 27,
+        "{acked} creates were acknowledged before the kill"
+    );
+
+    // Restart on the same data directory; the runs the dead process held resume after their lease.
+    let _server = serve(dir.path());
+    let env = json_out(&profile, &["env", "show", "dev"]);
+    let (http, api, token) = web(&profile, &env);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let runs = loop {
+        let runs = json_out(
+            &profile,
+            &["flow", "runs", "dev", "Account to contact", "--top", "500"],
+        );
+        let runs = runs.as_array().unwrap().clone();
+        let ended = runs
+            .iter()
+            .all(|r| !matches!(r["status"].as_str(), Some("Queued" | "Running")));
+        if ended && runs.len() >= acked {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "runs did not end: {runs:?}");
+        rt.block_on(tokio::time::sleep(Duration::from_millis(250)));
+    };
+    let (accounts, contacts) = rt.block_on(async {
+        (
+            count(&http, &api, &token, "accounts?$select=accountid,name").await,
+            count(
+                &http,
+                &api,
+                &token,
+                "contacts?$select=contactid,_parentcustomerid_value",
+            )
+            .await,
+        )
+    });
+    assert!(
+        accounts.len() >= acked,
+        "every acknowledged create is there"
+    );
+    assert_eq!(
+        runs.len(),
+        accounts.len(),
+        "one run per committed row: {runs:?}"
+    );
+    assert!(runs.iter().all(|r| r["status"] == "Succeeded"), "{runs:?}");
+    assert_eq!(contacts.len(), accounts.len(), "one contact per row");
+    let mut parents: Vec<&str> = contacts
+        .iter()
+        .map(|c| c["_parentcustomerid_value"].as_str().unwrap())
+        .collect();
+    parents.sort();
+    parents.dedup();
+    assert_eq!(
+        parents.len(),
+        accounts.len(),
+        "each row's contact made once"
+    );
+    let resumed = runs
+        .iter()
+        .filter(|r| r["attempt"].as_i64() > Some(1))
+        .count();
+    eprintln!(
+        "{} rows committed ({acked} acknowledged before kill -9), {} runs, {resumed} resumed after the restart",
+        accounts.len(),
+        runs.len()
+    );
+}
