@@ -539,3 +539,25 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
         identity: None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_at_any_depth() {
+        let v = json!({
+            "headers": {"Authorization": "Bearer eyJ", "Content-Type": "application/json"},
+            "body": {"items": [{"client_secret": "s3cret", "name": "x", "refreshToken": null}]},
+            "apiKey": "k",
+        });
+        let r = redact(&v);
+        assert_eq!(r["headers"]["Authorization"], "*** redacted ***");
+        assert_eq!(r["headers"]["Content-Type"], "application/json");
+        assert_eq!(r["body"]["items"][0]["client_secret"], "*** redacted ***");
+        assert_eq!(r["body"]["items"][0]["name"], "x");
+        assert_eq!(r["body"]["items"][0]["refreshToken"], Value::Null);
+        assert_eq!(r["apiKey"], "*** redacted ***");
+        assert!(!r.to_string().contains("s3cret") && !r.to_string().contains("eyJ"));
+    }
+}

@@ -520,3 +520,51 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(actions: Value) -> Scope {
+        let def = FlowDefinition::parse(&json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+            "actions": actions,
+        }))
+        .unwrap();
+        def.actions.clone()
+    }
+
+    #[test]
+    fn a_failure_fails_the_run_unless_a_sibling_runs_after_it() {
+        let s = scope(json!({
+            "A": {"type": "Compose", "inputs": 1},
+            "B": {"type": "Compose", "inputs": 2, "runAfter": {"A": ["Failed"]}},
+            "C": {"type": "Compose", "inputs": 3, "runAfter": {"A": ["Succeeded"]}},
+        }));
+        let statuses = |a, b, c| {
+            BTreeMap::from([
+                ("A".to_string(), a),
+                ("B".to_string(), b),
+                ("C".to_string(), c),
+            ])
+        };
+        use RunStatus::*;
+        assert_eq!(
+            unhandled_failure(&s, &statuses(Succeeded, Skipped, Succeeded)),
+            None
+        );
+        assert_eq!(
+            unhandled_failure(&s, &statuses(Failed, Succeeded, Skipped)),
+            None,
+            "handled by B"
+        );
+        assert_eq!(
+            unhandled_failure(&s, &statuses(Failed, Failed, Skipped)),
+            Some("B")
+        );
+        assert_eq!(
+            unhandled_failure(&s, &statuses(Succeeded, Skipped, Failed)),
+            Some("C")
+        );
+    }
+}
