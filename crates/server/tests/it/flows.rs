@@ -1,7 +1,8 @@
 //! Cloud flows end to end over HTTPS: seed 002 (a service principal's connection adds a contact
 //! when an account is added; the run history names the connection and the application user, the
 //! contact's audit history the application user), run-as (seed 004) and the Delegate it needs,
-//! a missing privilege failing an action with Dataverse's error, filtering attributes, filter
+//! a missing privilege (or one revoked after the flow was saved) failing an action with
+//! Dataverse's error, filtering attributes, filter
 //! expressions and scope skipping runs, manual runs, turning off and cancelling.
 
 use reqwest::{Method, StatusCode};
@@ -421,6 +422,42 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
         "{run}"
     );
     assert_eq!(action["identity"]["systemUserId"], fx.sp_user.as_str());
+
+    // Revoking the role makes the next action fail (the connection itself is untouched).
+    let (s, _, roles) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            "roles?$filter=name eq 'Flow contact writer'&$select=roleid",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{roles}");
+    let role = roles["value"][0]["roleid"].as_str().unwrap().to_string();
+    let (s, _, b) = fx
+        .web(
+            &fx.admin,
+            Method::DELETE,
+            &format!(
+                "systemusers({})/systemuserroles_association({role})/$ref",
+                fx.sp_user
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    fx.create(&sales, "accounts", json!({"name": "Contoso"}))
+        .await;
+    let runs = fx.runs(&flow, 2).await;
+    assert_eq!(runs[0]["status"], "Failed", "{runs:?}");
+    assert_eq!(runs[0]["error"]["code"], "0x80040220", "{runs:?}");
+    assert!(
+        runs[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvCreatecontact"),
+        "{runs:?}"
+    );
     fx.app.stop().await;
 }
 
