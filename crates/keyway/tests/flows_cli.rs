@@ -1,6 +1,7 @@
 //! Cloud flows through the real binary: seed 002 set up with the CLI (app, secret, application
 //! user, connection, `keyway flow create`), a burst of trigger events, `kill -9` in the middle of
-//! it, a restart on the same data directory — and every committed row ran its flow exactly once.
+//! it (runs caught midway), a restart on the same data directory — and every committed row ran its
+//! flow exactly once, the cut runs resumed when their lease ended.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -107,6 +108,28 @@ async fn count(http: &reqwest::Client, api: &str, token: &str, query: &str) -> V
     r["value"].as_array().unwrap().clone()
 }
 
+/// A plain-HTTP server on this machine that answers every request after `delay`.
+fn slow_server(delay: Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf);
+                // A plain thread, not an async runtime: sleeping blocks nothing else.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(delay);
+                let _ = sock.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            });
+        }
+    });
+    url
+}
+
 #[test]
 fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,12 +182,16 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         ],
     );
     assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    // Each run first waits on a slow call, so the kill finds runs in the middle.
+    let slow = slow_server(Duration::from_millis(300));
     let definition = json!({"properties": {"definition": {
         "triggers": {"When_a_row_is_added": {"type": "OpenApiConnectionWebhook", "inputs": {
             "host": {"connectionName": "sp-dataverse", "operationId": "SubscribeWebhookTrigger"},
             "parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4},
         }}},
-        "actions": {"Add_a_new_row": {"type": "OpenApiConnection", "inputs": {
+        "actions": {
+        "Wait": {"type": "Http", "inputs": {"method": "GET", "uri": slow}},
+        "Add_a_new_row": {"type": "OpenApiConnection", "runAfter": {"Wait": ["Succeeded"]}, "inputs": {
             "host": {"connectionName": "sp-dataverse", "operationId": "CreateRecord"},
             "parameters": {
                 "entityName": "contacts",
@@ -194,7 +221,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         "{listed}"
     );
 
-    // The burst: 80 accounts at once; kill -9 once a third are acknowledged.
+    // The burst: 80 accounts at once; kill -9 once a third are acknowledged...
     let env = json_out(&profile, &["env", "show", "dev"]);
     let (http, api, token) = web(&profile, &env);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -225,6 +252,19 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         }
         tasks
     });
+    // ... and once a run is in the middle of its actions.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !json_out(
+        &profile,
+        &["flow", "runs", "dev", "Account to contact", "--top", "500"],
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .any(|r| r["status"] == "Running")
+    {
+        assert!(Instant::now() < deadline, "no run started");
+    }
     let mut server = server;
     server.child.kill().unwrap(); // SIGKILL, mid-burst
     server.child.wait().unwrap();
@@ -258,7 +298,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
             break runs;
         }
         assert!(Instant::now() < deadline, "runs did not end: {runs:?}");
-        rt.block_on(tokio::time::sleep(Duration::from_millis(250)));
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(250)).await });
     };
     let (accounts, contacts) = rt.block_on(async {
         (
@@ -298,6 +338,10 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         .iter()
         .filter(|r| r["attempt"].as_i64() > Some(1))
         .count();
+    assert!(
+        resumed > 0,
+        "some run was cut by the kill and resumed: {runs:?}"
+    );
     eprintln!(
         "{} rows committed ({acked} acknowledged before kill -9), {} runs, {resumed} resumed after the restart",
         accounts.len(),
