@@ -252,8 +252,9 @@ impl<'a> Builder<'a> {
                     ));
                 }
                 if let Some(sh) = shared.as_ref().filter(|s| !s.principals.is_empty()) {
-                    // Rows shared with the caller or a team of theirs, found through the share
-                    // table's (table, principal, object) index.
+                    // Rows shared with the caller or a team of theirs: a lookup per candidate row
+                    // on the share table's (table, object, principal) key, evaluated only when
+                    // ownership has not already admitted the row (no temporary table to build).
                     let t = self.bind(Value::Text(Some(table.to_string())));
                     let p: Vec<String> = sh
                         .principals
@@ -262,7 +263,8 @@ impl<'a> Builder<'a> {
                         .collect();
                     let right = self.bind(Value::Int(Some(i64::from(sh.right))));
                     parts.push(format!(
-                        "{} IN (SELECT object_id FROM dv_shares WHERE table_name = {t} AND principal_id IN ({}) AND (access_mask & {right}) <> 0)",
+                        "EXISTS (SELECT 1 FROM dv_shares WHERE table_name = {t} AND object_id = {}.{} AND principal_id IN ({}) AND (access_mask & {right}) <> 0)",
+                        ident(table),
                         ident(&self.entity.primary_id),
                         p.join(", ")
                     ));
@@ -602,7 +604,7 @@ mod tests {
         };
         let (s, args) = sql("name eq 'a'", &scope).unwrap();
         assert!(
-            s.contains(r#"WHERE ("ownerid" IN ($1, $2) OR "accountid" IN (SELECT object_id FROM dv_shares WHERE table_name = $3 AND principal_id IN ($4, $5) AND (access_mask & $6) <> 0)) AND "name" = $7"#),
+            s.contains(r#"WHERE ("ownerid" IN ($1, $2) OR EXISTS (SELECT 1 FROM dv_shares WHERE table_name = $3 AND object_id = "dv7_account"."accountid" AND principal_id IN ($4, $5) AND (access_mask & $6) <> 0)) AND "name" = $7"#),
             "{s}"
         );
         assert_eq!(args[2], Value::Text(Some("dv7_account".into())));
