@@ -160,15 +160,7 @@ fn flow_from(r: &Row) -> Result<FlowRow, StoreError> {
         trigger_kind: r.text(6)?,
         trigger_entity: r.opt_text(7)?,
         trigger_message: r.opt_int(8)?,
-        trigger_attributes: r
-            .opt_text(9)?
-            .map(|s| {
-                s.split(',')
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        trigger_attributes: attribute_list(r.opt_text(9)?),
         created_at: r.time(10)?,
         modified_at: r.time(11)?,
         version: r.int(12)?,
@@ -237,48 +229,101 @@ pub(crate) fn trigger_outputs(
     })
 }
 
+/// `a,b,c` as stored in `trigger_attributes` → the column names.
+fn attribute_list(stored: Option<String>) -> Vec<String> {
+    stored
+        .map(|s| {
+            s.split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A flow that is on and listens to a table: what its trigger fires on.
+struct Subscriber {
+    flow_id: Uuid,
+    message: i64,
+    only: Vec<String>,
+}
+
+/// The flows listening to each table, read once per transaction and table: a changeset of a
+/// thousand rows asks the database once, not a thousand times.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    by_entity: std::collections::HashMap<String, Vec<Subscriber>>,
+}
+
+impl Subscribers {
+    async fn of(
+        &mut self,
+        tx: &mut dyn Tx,
+        environment_id: Uuid,
+        entity: &str,
+    ) -> Result<&[Subscriber], StoreError> {
+        if !self.by_entity.contains_key(entity) {
+            let rows = tx
+                .fetch(
+                    "SELECT id, trigger_message, trigger_attributes FROM flows WHERE environment_id = $1 AND trigger_entity = $2 AND state = 'on'",
+                    vec![environment_id.into(), entity.into()],
+                )
+                .await?;
+            let subs = rows
+                .iter()
+                .map(|f| {
+                    Ok(Subscriber {
+                        flow_id: f.uuid(0)?,
+                        message: f.opt_int(1)?.unwrap_or(0),
+                        only: attribute_list(f.opt_text(2)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.by_entity.insert(entity.to_string(), subs);
+        }
+        Ok(self
+            .by_entity
+            .get(entity)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
+}
+
 /// Inside a row change's transaction: queue a run of every flow that is on and whose Dataverse
 /// trigger fires for this change of `entity` (message, and for modifications the filtering
 /// columns). Conditions on the row's values (filter expression, scope) are the run's to check.
-/// Returns the ids of the runs queued.
+/// `outputs` is built only when some flow fires. Returns the ids of the runs queued.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn queue_triggered(
     tx: &mut dyn Tx,
+    subscribers: &mut Subscribers,
     environment_id: Uuid,
     entity: &str,
     change: RowChange,
     changed_columns: &[String],
-    outputs: &Json,
+    outputs: impl FnOnce() -> Json,
     now: OffsetDateTime,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let flows = tx
-        .fetch(
-            "SELECT id, trigger_message, trigger_attributes FROM flows WHERE environment_id = $1 AND trigger_entity = $2 AND state = 'on'",
-            vec![environment_id.into(), entity.into()],
-        )
-        .await?;
-    let mut queued = Vec::new();
-    for f in &flows {
-        let message = f.opt_int(1)?.unwrap_or(0);
-        if !change.fires(message) {
-            continue;
-        }
-        let only: Vec<String> = f
-            .opt_text(2)?
-            .map(|s| {
-                s.split(',')
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if change == RowChange::Modified
-            && !only.is_empty()
-            && !changed_columns.iter().any(|c| only.contains(c))
-        {
-            continue;
-        }
+    let firing: Vec<Uuid> = subscribers
+        .of(tx, environment_id, entity)
+        .await?
+        .iter()
+        .filter(|f| change.fires(f.message))
+        .filter(|f| {
+            change != RowChange::Modified
+                || f.only.is_empty()
+                || changed_columns.iter().any(|c| f.only.contains(c))
+        })
+        .map(|f| f.flow_id)
+        .collect();
+    if firing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outputs = outputs();
+    let mut queued = Vec::with_capacity(firing.len());
+    for flow_id in firing {
         let id = Uuid::now_v7();
-        insert_run(tx, id, f.uuid(0)?, environment_id, outputs, now).await?;
+        insert_run(tx, id, flow_id, environment_id, &outputs, now).await?;
         queued.push(id);
     }
     Ok(queued)

@@ -10,7 +10,7 @@ use keyway_core::environment::Environment;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::flows::RowChange;
+use crate::flows::{RowChange, Subscribers};
 use crate::sql::{Dialect, Tx, Value, ident};
 
 /// Serialize writers of one environment so its audit chain stays a chain.
@@ -275,8 +275,10 @@ pub enum RecordOp<'a> {
 }
 
 /// Queue the runs of the flows this change triggers, in the change's own transaction.
+#[allow(clippy::too_many_arguments)]
 async fn triggered(
     tx: &mut dyn Tx,
+    subscribers: &mut Subscribers,
     env: &Environment,
     entity: &EntityDef,
     change: RowChange,
@@ -284,14 +286,14 @@ async fn triggered(
     changed: &[String],
     ctx: &AuditContext,
 ) -> Result<(), StoreError> {
-    let outputs = crate::flows::trigger_outputs(entity, change, row, changed, ctx);
     crate::flows::queue_triggered(
         tx,
+        subscribers,
         env.id,
         &entity.logical_name,
         change,
         changed,
-        &outputs,
+        || crate::flows::trigger_outputs(entity, change, row, changed, ctx),
         ctx.at,
     )
     .await
@@ -300,6 +302,7 @@ async fn triggered(
 
 async fn run_op(
     tx: &mut dyn Tx,
+    subscribers: &mut Subscribers,
     env: &Environment,
     op: &RecordOp<'_>,
     ctx: &AuditContext,
@@ -312,7 +315,17 @@ async fn run_op(
             if let Some(e) = audit_for(AuditAction::Create, entity, id, None, Some(record), ctx) {
                 append_audit(tx, env, &e).await?;
             }
-            triggered(tx, env, entity, RowChange::Added, record, &[], ctx).await?;
+            triggered(
+                tx,
+                subscribers,
+                env,
+                entity,
+                RowChange::Added,
+                record,
+                &[],
+                ctx,
+            )
+            .await?;
             Ok(None)
         }
         RecordOp::Update {
@@ -374,7 +387,17 @@ async fn run_op(
                     )
                 })
                 .collect();
-            triggered(tx, env, entity, RowChange::Modified, &new, &changed, ctx).await?;
+            triggered(
+                tx,
+                subscribers,
+                env,
+                entity,
+                RowChange::Modified,
+                &new,
+                &changed,
+                ctx,
+            )
+            .await?;
             Ok(Some(new))
         }
         RecordOp::Delete {
@@ -394,7 +417,17 @@ async fn run_op(
             if let Some(e) = audit_for(AuditAction::Delete, entity, *id, Some(&old), None, ctx) {
                 append_audit(tx, env, &e).await?;
             }
-            triggered(tx, env, entity, RowChange::Deleted, &old, &[], ctx).await?;
+            triggered(
+                tx,
+                subscribers,
+                env,
+                entity,
+                RowChange::Deleted,
+                &old,
+                &[],
+                ctx,
+            )
+            .await?;
             Ok(None)
         }
     }
@@ -506,9 +539,14 @@ impl RecordStore for crate::SqlStore {
             .await
             .map_err(|e| (0, e))?;
         let mut out = Vec::with_capacity(ops.len());
+        let mut subscribers = Subscribers::default();
         for (i, op) in ops.iter().enumerate() {
             // Dropping the transaction without commit rolls every earlier write back.
-            out.push(run_op(&mut *tx, env, op, ctx).await.map_err(|e| (i, e))?);
+            out.push(
+                run_op(&mut *tx, &mut subscribers, env, op, ctx)
+                    .await
+                    .map_err(|e| (i, e))?,
+            );
         }
         tx.commit()
             .await
