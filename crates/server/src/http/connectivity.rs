@@ -39,6 +39,18 @@ fn api_version(params: &[(String, String)]) -> Result<(), ServiceError> {
     }
 }
 
+/// What every connection call starts with: its query parameters (with the API version checked)
+/// and who is calling.
+async fn open(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<(Vec<(String, String)>, ConnCaller), ServiceError> {
+    let params = query_params(raw);
+    api_version(&params)?;
+    Ok((params, authenticate(state, headers).await?))
+}
+
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ConnCaller, ServiceError> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -238,9 +250,7 @@ pub async fn connection_any(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     match method {
         Method::PUT | Method::POST => {
             let body = body_json(&body).map_err(fail)?;
@@ -339,9 +349,7 @@ pub async fn connections_get(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     let scope = scope_of(&state, &headers, &params, None).ok();
     let items: Vec<Value> = svc::list(&state, &caller, Api::PowerPlatform, scope.as_deref())
         .await
@@ -369,9 +377,7 @@ pub async fn connection_test_post(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     let scope = scope_of(&state, &headers, &params, None).map_err(fail)?;
     let (mut c, role) = svc::get(&state, &caller, Api::PowerPlatform, &scope, &name)
         .await
@@ -405,9 +411,7 @@ pub async fn events_get(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     let scope = scope_of(&state, &headers, &params, None).map_err(fail)?;
     let events = svc::events(&state, &caller, Api::PowerPlatform, &scope, &name)
         .await
@@ -452,9 +456,7 @@ pub async fn permissions_get(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     let scope = scope_of(&state, &headers, &params, None).map_err(fail)?;
     let (c, perms) = svc::permissions(&state, &caller, Api::PowerPlatform, &scope, &name)
         .await
@@ -478,9 +480,7 @@ pub async fn modify_permissions_post(
         error,
         ctx: ctx.clone(),
     };
-    let params = query_params(raw.as_deref());
-    api_version(&params).map_err(fail)?;
-    let caller = authenticate(&state, &headers).await.map_err(fail)?;
+    let (params, caller) = open(&state, &headers, raw.as_deref()).await.map_err(fail)?;
     let body = body_json(&body).map_err(fail)?;
     let scope = scope_of(&state, &headers, &params, None).map_err(fail)?;
     let mut put = Vec::new();
