@@ -313,3 +313,69 @@ pub async fn web_call(
         r.json::<Value>().await.unwrap_or(Value::Null),
     )
 }
+
+/// An environment's Web API base and the client that reaches it, with the calls tests make.
+pub struct WebApi<'a> {
+    pub http: &'a reqwest::Client,
+    pub api: String,
+}
+
+impl WebApi<'_> {
+    /// (status, JSON body, `OData-EntityId`).
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let (s, loc, v) = web_call(
+            self.http,
+            token,
+            method,
+            format!("{}/{path}", self.api),
+            body,
+            &[],
+        )
+        .await;
+        (s, v, loc)
+    }
+
+    /// The body of a call that must succeed.
+    pub async fn ok(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v, _) = self.call(token, method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// The names of the accounts the caller may read, in order.
+    pub async fn names(&self, token: &str) -> Vec<String> {
+        let (s, v, _) = self
+            .call(
+                token,
+                Method::GET,
+                "accounts?$select=name&$orderby=name",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Create a row (204) and return its id.
+    pub async fn create(&self, token: &str, set: &str, body: Value) -> String {
+        let (s, e, loc) = self.call(token, Method::POST, set, Some(body)).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+        loc.unwrap()
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string()
+    }
+}

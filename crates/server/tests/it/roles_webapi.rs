@@ -13,35 +13,17 @@ on_both_backends!(roles_privileges_and_assignments_through_the_web_api);
 
 struct Env<'a> {
     app: &'a TestApp,
-    api: String,
+    web: WebApi<'a>,
+}
+
+impl<'a> std::ops::Deref for Env<'a> {
+    type Target = WebApi<'a>;
+    fn deref(&self) -> &WebApi<'a> {
+        &self.web
+    }
 }
 
 impl Env<'_> {
-    async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, Option<String>) {
-        let (s, loc, v) = web_call(
-            &self.app.http,
-            token,
-            method,
-            format!("{}/{path}", self.api),
-            body,
-            &[],
-        )
-        .await;
-        (s, v, loc)
-    }
-
-    async fn ok(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v, _) = self.call(token, method.clone(), path, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-
     async fn privilege_id(&self, token: &str, name: &str) -> String {
         let v = self
             .ok(
@@ -137,7 +119,13 @@ async fn roles_privileges_and_assignments_through_the_web_api(backend: Backend) 
     let (env, api, admin) = app.environment("dev").await;
     let env_id = env["id"].as_str().unwrap().to_string();
     let scope = format!("{}/.default", env["url"].as_str().unwrap());
-    let e = Env { app: &app, api };
+    let e = Env {
+        app: &app,
+        web: WebApi {
+            http: &app.http,
+            api,
+        },
+    };
     let root = e.ok(&admin, Method::GET, "WhoAmI", None).await["BusinessUnitId"]
         .as_str()
         .unwrap()

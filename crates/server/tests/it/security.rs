@@ -9,61 +9,6 @@ use crate::on_both_backends;
 
 on_both_backends!(application_users_get);
 
-struct Api {
-    http: reqwest::Client,
-    api: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, Option<String>) {
-        let (s, loc, v) = web_call(
-            &self.http,
-            token,
-            method,
-            format!("{}/{path}", self.api),
-            body,
-            &[],
-        )
-        .await;
-        (s, v, loc)
-    }
-
-    async fn create(&self, token: &str, set: &str, body: Value) -> String {
-        let (s, e, loc) = self.call(token, Method::POST, set, Some(body)).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
-        loc.unwrap()
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_string()
-    }
-
-    async fn names(&self, token: &str) -> Vec<String> {
-        let (s, v, _) = self
-            .call(
-                token,
-                Method::GET,
-                "accounts?$select=name&$orderby=name",
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
 fn missing(v: &Value, privilege: &str) {
     assert_eq!(v["error"]["code"], "0x80040220", "{v}");
     assert!(
@@ -88,8 +33,8 @@ async fn application_users_get(backend: Backend) {
         env["id"].as_str().unwrap().to_string(),
         env["url"].as_str().unwrap().to_string(),
     );
-    let api = Api {
-        http: app.http.clone(),
+    let api = WebApi {
+        http: &app.http,
         api: format!("{url}/api/data/v9.2"),
     };
     let scope = format!("{url}/.default");
@@ -504,8 +449,8 @@ async fn people_are_system_users_too(backend: Backend) {
         }
     };
     let token = login(format!("{url}/.default")).await;
-    let api = Api {
-        http: app.http.clone(),
+    let api = WebApi {
+        http: &app.http,
         api: format!("{url}/api/data/v9.2"),
     };
     let (s, e, _) = api.call(&token, Method::GET, "WhoAmI", None).await;

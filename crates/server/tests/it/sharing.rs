@@ -14,47 +14,18 @@ on_both_backends!(sharing_teams_and_assignment);
 struct Env<'a> {
     app: &'a TestApp,
     env_id: String,
-    api: String,
+    web: WebApi<'a>,
     url: String,
 }
 
+impl<'a> std::ops::Deref for Env<'a> {
+    type Target = WebApi<'a>;
+    fn deref(&self) -> &WebApi<'a> {
+        &self.web
+    }
+}
+
 impl Env<'_> {
-    async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, Option<String>) {
-        let (s, loc, v) = web_call(
-            &self.app.http,
-            token,
-            method,
-            format!("{}/{path}", self.api),
-            body,
-            &[],
-        )
-        .await;
-        (s, v, loc)
-    }
-
-    async fn ok(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v, _) = self.call(token, method, path, body).await;
-        assert!(s.is_success(), "{path}: {s} {v}");
-        v
-    }
-
-    async fn create(&self, token: &str, set: &str, body: Value) -> String {
-        let (s, e, loc) = self.call(token, Method::POST, set, Some(body)).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
-        loc.unwrap()
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_string()
-    }
-
     async fn role(&self, name: &str, privileges: &[&str]) -> String {
         let (s, r) = self
             .app
@@ -94,23 +65,6 @@ impl Env<'_> {
             t["access_token"].as_str().unwrap().to_string(),
         )
     }
-
-    async fn names(&self, token: &str) -> Vec<String> {
-        let v = self
-            .ok(
-                token,
-                Method::GET,
-                "accounts?$select=name&$orderby=name",
-                None,
-            )
-            .await;
-        v["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
-    }
 }
 
 fn missing(s: StatusCode, v: &Value, privilege: &str) {
@@ -142,7 +96,10 @@ async fn sharing_teams_and_assignment(backend: Backend) {
         app: &app,
         env_id: env["id"].as_str().unwrap().to_string(),
         url: env["url"].as_str().unwrap().to_string(),
-        api,
+        web: WebApi {
+            http: &app.http,
+            api,
+        },
     };
     let root = e.ok(&admin, Method::GET, "WhoAmI", None).await["BusinessUnitId"]
         .as_str()
