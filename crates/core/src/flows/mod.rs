@@ -9,6 +9,8 @@ pub mod error;
 pub mod evaluate;
 pub mod expression;
 mod read;
+pub mod references;
+pub mod schedule;
 mod strict_json;
 pub mod trigger;
 
@@ -32,6 +34,7 @@ pub use evaluate::{ActionRecord, EvaluationError, FlowContext, RecordedRun, eval
 pub use expression::{
     Expr, Expression, ExpressionError, Function, Reference, ReferenceKind, Segment, Template,
 };
+pub use schedule::{RecurrenceSchedule, ScheduleError};
 pub use trigger::{
     DATAVERSE_API, DataverseTrigger, Frequency, Recurrence, RequestKind, RequestTrigger, RowChange,
     RunAs, Schedule, Trigger, TriggerKind, TriggerMessage, TriggerScope,
