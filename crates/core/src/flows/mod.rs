@@ -9,7 +9,6 @@ pub mod error;
 pub mod evaluate;
 pub mod expression;
 mod read;
-pub mod references;
 pub mod schedule;
 mod strict_json;
 pub mod trigger;
