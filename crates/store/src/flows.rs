@@ -36,6 +36,16 @@ pub struct FlowRow {
     pub version: i64,
 }
 
+/// A flow that is on with a recurrence trigger, and where its schedule stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFlow {
+    pub flow: FlowRow,
+    /// The instant its schedule counts from when it has no `startTime` (when it was turned on).
+    pub anchor: Option<OffsetDateTime>,
+    /// Its next occurrence; `None` until a server schedules it.
+    pub next_fire_at: Option<OffsetDateTime>,
+}
+
 /// What happened to a row, as triggers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowChange {
@@ -415,6 +425,36 @@ pub trait FlowStore: Send + Sync {
     async fn run_get(&self, id: Uuid) -> Result<Option<RunRow>, StoreError>;
     async fn runs_of(&self, flow_id: Uuid, limit: u64) -> Result<Vec<RunRow>, StoreError>;
     async fn run_actions(&self, id: Uuid) -> Result<Vec<ActionRow>, StoreError>;
+    /// Set the schedule of a flow as of `version`: the instant it counts from and its next
+    /// occurrence (`None`: not scheduled). False when the flow changed since `version`.
+    async fn flow_schedule_set(
+        &self,
+        id: Uuid,
+        version: i64,
+        anchor: Option<OffsetDateTime>,
+        next_fire_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
+    /// Flows that are on with a recurrence trigger whose next occurrence is due by `now`, or not
+    /// scheduled yet; soonest first.
+    async fn flows_due(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<ScheduledFlow>, StoreError>;
+    /// One recurrence tick, in one transaction: move the flow's next occurrence from `due` to
+    /// `next` (only if it is still on and still due at `due`), and if this call moved it, queue
+    /// the run `run_id` unless a run of that id exists. True when this call queued the run.
+    #[allow(clippy::too_many_arguments)]
+    async fn recurrence_fire(
+        &self,
+        flow_id: Uuid,
+        environment_id: Uuid,
+        due: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+        run_id: Uuid,
+        outputs: &Json,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The worker must still hold the run, and the run must not have ended (cancelled meanwhile).
@@ -720,6 +760,87 @@ impl FlowStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn flow_schedule_set(
+        &self,
+        id: Uuid,
+        version: i64,
+        anchor: Option<OffsetDateTime>,
+        next_fire_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .db
+            .execute(
+                "UPDATE flows SET schedule_anchor = $2, next_fire_at = $3 WHERE id = $1 AND version = $4",
+                vec![id.into(), anchor.into(), next_fire_at.into(), version.into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn flows_due(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<ScheduledFlow>, StoreError> {
+        let at = FLOW_COLS.split(',').count();
+        self.db
+            .fetch(
+                &format!(
+                    "SELECT {FLOW_COLS}, schedule_anchor, next_fire_at FROM flows WHERE state = 'on' AND trigger_kind = 'recurrence' AND (next_fire_at IS NULL OR next_fire_at <= $1) ORDER BY next_fire_at, id LIMIT {}",
+                    limit.min(1000)
+                ),
+                vec![now.into()],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ScheduledFlow {
+                    flow: flow_from(r)?,
+                    anchor: r.opt_time(at)?,
+                    next_fire_at: r.opt_time(at + 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recurrence_fire(
+        &self,
+        flow_id: Uuid,
+        environment_id: Uuid,
+        due: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+        run_id: Uuid,
+        outputs: &Json,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        // The compare-and-set: of two processes that read the same due tick, one moves it on.
+        let moved = tx
+            .execute(
+                "UPDATE flows SET next_fire_at = $2 WHERE id = $1 AND state = 'on' AND next_fire_at = $3",
+                vec![flow_id.into(), next.into(), due.into()],
+            )
+            .await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        // The run's id is the occurrence's: a tick queued before (by any process) stays one run.
+        let queued = tx
+            .execute(
+                "INSERT INTO flow_runs (id, flow_id, environment_id, status, trigger_outputs, attempt, not_before, created_at) VALUES ($1, $2, $3, 'Queued', $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING",
+                vec![
+                    run_id.into(),
+                    flow_id.into(),
+                    environment_id.into(),
+                    outputs.to_string().into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(queued > 0)
     }
 }
 

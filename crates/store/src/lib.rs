@@ -27,7 +27,7 @@ pub use data_keys::{DataKeyStore, MasterSealed, Reseal, StoredDataKey};
 pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey, TenantBirth};
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
-pub use flows::{ActionRow, FlowRow, FlowStore, RowChange, RunRow, RunStatus};
+pub use flows::{ActionRow, FlowRow, FlowStore, RowChange, RunRow, RunStatus, ScheduledFlow};
 pub use flowservice::{FlowOrganization, FlowSandbox, FlowServiceStore, PROD_SANDBOX};
 pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
 pub use refresh_tokens::{RefreshState, RefreshTokenStore, Rotation, StoredRefreshToken};

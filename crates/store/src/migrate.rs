@@ -73,6 +73,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "flows",
         include_str!("migrations/sqlite/0014_flows.sql"),
     ),
+    (
+        17,
+        "flow schedules",
+        include_str!("migrations/sqlite/0017_flow_schedules.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -139,6 +144,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "flows",
         include_str!("migrations/postgres/0014_flows.sql"),
+    ),
+    (
+        17,
+        "flow schedules",
+        include_str!("migrations/postgres/0017_flow_schedules.sql"),
     ),
 ];
 

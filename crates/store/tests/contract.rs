@@ -623,6 +623,7 @@ async fn story(store: Arc<SqlStore>) {
     assert_eq!((a, b2), (vec![1], vec![1]));
 
     flows_story(&store, &dev, &tables, me.id).await;
+    flow_schedule_story(&store, &dev).await;
 }
 
 /// Row changes queue the runs of the flows they trigger, in their own transaction; workers claim
@@ -860,6 +861,126 @@ async fn flows_story(
         store.run_get(a.id).await.unwrap().is_none(),
         "runs go with their flow"
     );
+}
+
+/// Recurrence ticks: a flow's schedule is set as of a version; a tick moves the next occurrence
+/// on by compare-and-set and queues its run with the occurrence's id unless that run exists, so
+/// two processes reading the same due tick queue it once; a flow turned off fires no more.
+async fn flow_schedule_story(store: &Arc<SqlStore>, dev: &keyway_core::environment::Environment) {
+    use keyway_store::{FlowRow, FlowStore};
+    let base = store.flow_list(dev.id).await.unwrap().remove(0);
+    let recurring = |name: &str, on: bool| FlowRow {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        on,
+        trigger_kind: "recurrence".into(),
+        trigger_entity: None,
+        trigger_message: None,
+        trigger_attributes: vec![],
+        version: 1,
+        ..base.clone()
+    };
+    let every = recurring("every second", true);
+    let off = recurring("recurring but off", false);
+    store.flow_save(&every, None).await.unwrap();
+    store.flow_save(&off, None).await.unwrap();
+    let due_ids =
+        |d: &[keyway_store::ScheduledFlow]| d.iter().map(|f| f.flow.id).collect::<Vec<_>>();
+
+    // Saved but not scheduled yet: due, so a server schedules it; the flow that is off is not.
+    let due = store.flows_due(NOW, 100).await.unwrap();
+    assert_eq!(due_ids(&due), vec![every.id]);
+    assert_eq!((due[0].anchor, due[0].next_fire_at), (None, None));
+    assert!(
+        !store
+            .flow_schedule_set(every.id, 2, Some(NOW), Some(NOW))
+            .await
+            .unwrap(),
+        "not at version 2"
+    );
+    assert!(
+        store
+            .flow_schedule_set(every.id, 1, Some(NOW), Some(NOW))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .flows_due(NOW - Duration::seconds(1), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.flows_due(NOW, 100).await.unwrap();
+    assert_eq!((due[0].anchor, due[0].next_fire_at), (Some(NOW), Some(NOW)));
+
+    // A tick: queued once; a second process holding the same read moves nothing.
+    let s = |n: i64| NOW + Duration::seconds(n);
+    let tick = |n: i64| Uuid::new_v5(&every.id, &n.to_be_bytes());
+    let outputs = serde_json::json!({"body": {"scheduledTime": "t0"}});
+    assert!(
+        store
+            .recurrence_fire(every.id, dev.id, s(0), Some(s(1)), tick(0), &outputs, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .recurrence_fire(every.id, dev.id, s(0), Some(s(1)), tick(0), &outputs, NOW)
+            .await
+            .unwrap()
+    );
+    let run = store.run_get(tick(0)).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.flow_id),
+        (keyway_store::RunStatus::Queued, every.id)
+    );
+    assert_eq!(run.trigger_outputs, outputs);
+    assert_eq!(
+        store.flows_due(s(1), 100).await.unwrap()[0].next_fire_at,
+        Some(s(1))
+    );
+
+    // Insert-if-absent: a tick whose run exists moves the schedule on but queues nothing more.
+    assert!(
+        !store
+            .recurrence_fire(every.id, dev.id, s(1), Some(s(2)), tick(0), &outputs, NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.runs_of(every.id, 10).await.unwrap().len(), 1);
+
+    // Two processes on the same due tick at once: exactly one queues it.
+    let (a, b) = tokio::join!(
+        store.recurrence_fire(every.id, dev.id, s(2), Some(s(3)), tick(2), &outputs, NOW),
+        store.recurrence_fire(every.id, dev.id, s(2), Some(s(3)), tick(2), &outputs, NOW),
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|q| **q).count(), 1);
+    assert_eq!(store.runs_of(every.id, 10).await.unwrap().len(), 2);
+
+    // Turned off: not due, and a tick read before it was turned off fires nothing.
+    let turned_off = FlowRow {
+        on: false,
+        version: 2,
+        ..every.clone()
+    };
+    store.flow_save(&turned_off, Some(1)).await.unwrap();
+    assert!(store.flows_due(s(10), 100).await.unwrap().is_empty());
+    assert!(
+        !store
+            .recurrence_fire(every.id, dev.id, s(3), Some(s(4)), tick(3), &outputs, NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.runs_of(every.id, 10).await.unwrap().len(), 2);
+    assert!(
+        store
+            .flow_schedule_set(every.id, 2, None, None)
+            .await
+            .unwrap()
+    );
+    store.flow_delete(every.id).await.unwrap();
+    store.flow_delete(off.id).await.unwrap();
 }
 
 #[tokio::test]
