@@ -74,7 +74,7 @@ pub(crate) async fn expiry(
 }
 
 /// A connection's secrets, opened — with an event naming who asked, whom it acts as, and why.
-async fn open_secrets(
+pub(crate) async fn open_secrets(
     state: &AppState,
     c: &Connection,
     caller: &str,

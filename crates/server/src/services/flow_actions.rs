@@ -13,7 +13,7 @@ use keyway_store::{FlowRow, RunRow, SystemUserKey};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::connection_auth;
+use super::{connection_auth, connection_identity};
 use crate::state::AppState;
 
 /// What an action did, ready to record.
@@ -179,6 +179,42 @@ async fn token(
     }
 }
 
+/// Whether an action failed because its connection's credential lapsed.
+fn lapsed(d: &Done) -> bool {
+    d.error
+        .as_ref()
+        .is_some_and(|(code, _)| connection_identity::credential_lapsed(code))
+}
+
+/// A token minted for the connection's identity. `Err(None)`: the identity is not known (the
+/// connection's own error stands); `Err(Some(step))`: it is disabled, or the store failed.
+async fn as_identity(
+    a: &ActionEnv<'_>,
+    conn: &Connection,
+    resource: &str,
+) -> Result<zeroize::Zeroizing<String>, Option<Step>> {
+    let caller = format!("flow {}", a.flow.id);
+    let purpose = format!(
+        "flow run {}: whom the lapsed credential signed in as",
+        a.run.id
+    );
+    let unavailable =
+        |e: super::ServiceError| Some(Step::Transient("StoreUnavailable".into(), e.to_string()));
+    let who = connection_identity::of(a.state, a.env, conn, &caller, &purpose)
+        .await
+        .map_err(unavailable)?
+        .ok_or(None)?;
+    match connection_identity::mint(a.state, a.env, &who, resource).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(Status::Error { code, message })) => Err(Some(Step::Done(Box::new(Done {
+            connection_id: Some(conn.id),
+            ..Done::failed(Value::Null, code, message)
+        })))),
+        Ok(Err(_)) => Err(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn with_inputs(step: Step, inputs: &Value) -> Step {
     match step {
         Step::Done(mut d) => {
@@ -241,18 +277,19 @@ pub async fn dataverse(
             )));
         }
     };
-    let conn = match super::flows::find_connection(a.state, a.env, &op.connection_name).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Step::Done(Box::new(Done::failed(
-                json!({"host": host, "parameters": redact(&Value::Object(params))}),
-                "ConnectionNotFound",
-                format!(
-                    "The connection '{}' no longer exists in environment '{}'.",
-                    op.connection_name, a.env.name
-                ),
-            )));
-        }
+    let refs = &a.flow.connection_references;
+    let conn = match super::flows::find_connection(a.state, a.env, refs, &op.connection_name).await
+    {
+        Ok(r) => match r.connection {
+            Ok(c) => c,
+            Err(u) => {
+                return Step::Done(Box::new(Done::failed(
+                    json!({"host": host, "parameters": redact(&Value::Object(params))}),
+                    u.code,
+                    u.message,
+                )));
+            }
+        },
         Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
     };
     host["connectionId"] = conn.name.clone().into();
@@ -275,9 +312,23 @@ pub async fn dataverse(
     if let Some(u) = a.run_as {
         host["runAs"] = u.to_string().into();
     }
-    let inputs = json!({"host": host, "parameters": redact(&Value::Object(params.clone()))});
+    let mut inputs = json!({"host": host, "parameters": redact(&Value::Object(params.clone()))});
     let token = match token(a, &conn, &target).await {
         Ok(t) => t,
+        Err(Step::Done(failed)) if same_env && lapsed(&failed) => {
+            // Seed 004: in its own environment the action runs on as the connection's identity.
+            match as_identity(a, &conn, &target).await {
+                Ok(t) => {
+                    inputs["host"]["credential"] = "expired".into();
+                    if let Some((code, _)) = &failed.error {
+                        inputs["host"]["credentialError"] = code.clone().into();
+                    }
+                    t
+                }
+                Err(None) => return with_inputs(Step::Done(failed), &inputs),
+                Err(Some(step)) => return with_inputs(step, &inputs),
+            }
+        }
         Err(step) => return with_inputs(step, &inputs),
     };
     let acting = match &target_env {
@@ -470,19 +521,16 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
     if let Some(auth) = &h.authentication {
         inputs["authentication"] =
             json!({"type": "Connection", "connectionName": auth.connection_name});
-        let conn = match super::flows::find_connection(a.state, a.env, &auth.connection_name).await
+        let refs = &a.flow.connection_references;
+        let conn = match super::flows::find_connection(a.state, a.env, refs, &auth.connection_name)
+            .await
         {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return Step::Done(Box::new(Done::failed(
-                    redact(&inputs),
-                    "ConnectionNotFound",
-                    format!(
-                        "The connection '{}' no longer exists.",
-                        auth.connection_name
-                    ),
-                )));
-            }
+            Ok(r) => match r.connection {
+                Ok(c) => c,
+                Err(u) => {
+                    return Step::Done(Box::new(Done::failed(redact(&inputs), u.code, u.message)));
+                }
+            },
             Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
         };
         let resource = auth

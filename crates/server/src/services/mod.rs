@@ -5,6 +5,7 @@ pub mod applications;
 pub mod audit_read;
 pub mod caller;
 pub mod connection_auth;
+pub mod connection_identity;
 pub mod connection_tokens;
 pub mod connections;
 pub mod customization;

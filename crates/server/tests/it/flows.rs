@@ -18,7 +18,7 @@ on_both_backends!(
     manual_runs_turn_off_and_cancel
 );
 
-const DV: &str = "shared_commondataserviceforapps";
+pub const DV: &str = "shared_commondataserviceforapps";
 
 /// An environment with a service principal (its application user holding `roles`), a
 /// connection `sp-dataverse` made with its secret, and the administrator's tokens.

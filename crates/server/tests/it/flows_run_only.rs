@@ -1,0 +1,259 @@
+//! Seed 004's connection rules for cloud flows: in the flow's own environment a Dataverse action
+//! keeps running after its connection's credential expires, as the connection's identity, until
+//! that identity is disabled; against another environment the connection must stay valid.
+
+use keyway_core::Clock;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::flows::{DV, Fx, WRITER};
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(expired_connections_run_on_in_their_own_environment);
+
+/// A manual flow whose one action adds a contact through `connection`.
+fn add_contact_by_hand(connection: &str) -> Value {
+    json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {"type": "object"}}}},
+        "actions": {"Add_a_contact": {"type": "OpenApiConnection", "inputs": {
+            "host": {"connectionName": connection, "operationId": "CreateRecord", "apiId": format!("/providers/Microsoft.PowerApps/apis/{DV}")},
+            "parameters": {"entityName": "contacts", "item/lastname": "@triggerBody()?['name']"},
+        }}},
+    })
+}
+
+/// A Dataverse connection of `fx`'s environment with a service principal's secret, acting in
+/// `environment_url` when given.
+async fn sp_connection(
+    fx: &Fx,
+    name: &str,
+    client_id: &str,
+    secret: &str,
+    environment_url: Option<&str>,
+) {
+    let (s, t) = fx
+        .app
+        .secret_token(
+            &fx.app.profile.client_id.to_string(),
+            &fx.app.profile.client_secret,
+            "https://api.powerplatform.com/.default",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let mut values = json!({
+        "token:clientId": {"value": client_id},
+        "token:clientSecret": {"value": secret},
+        "token:TenantId": {"value": fx.app.tenant()},
+    });
+    if let Some(url) = environment_url {
+        values["environmentUrl"] = json!({"value": url});
+    }
+    let (s, c) = fx
+        .app
+        .call(
+            t["access_token"].as_str().unwrap(),
+            Method::PUT,
+            &format!("/connectivity/connectors/{DV}/connections/{name}?api-version=1"),
+            Some(json!({"properties": {
+                "displayName": name,
+                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
+                "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
+            }})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+}
+
+/// Start a manual run and wait for it to end; the run with its actions.
+async fn run_by_hand(fx: &Fx, flow: &str, n: usize, name: &str) -> Value {
+    let (s, r) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("{}/{flow}/run", fx.flows()),
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let runs = fx.runs(flow, n).await;
+    assert_eq!(runs[0]["id"], r["id"]);
+    fx.run(flow, &runs[0]).await
+}
+
+async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
+    let fx = Fx::new(
+        backend,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer"],
+    )
+    .await;
+    // An application whose only secret ends in 30 minutes, with an application user (and the
+    // same role) here and in a second environment.
+    let (oid, cid) = fx.app.create_app("Expiring", json!({})).await;
+    let end = fx.app.clock.now() + time::Duration::minutes(30);
+    let end = end
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let secret = fx
+        .app
+        .add_secret(&oid, json!({"passwordCredential": {"endDateTime": end}}))
+        .await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, u) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
+            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let app_user = u["systemuserid"].as_str().unwrap().to_string();
+    let (prod, prod_api, prod_admin) = fx.app.environment("prod").await;
+    let prod_id = prod["id"].as_str().unwrap();
+    let (s, r) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{prod_id}/roles"),
+            Some(json!({"name": "Flow contact writer", "privileges": WRITER})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (s, u) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{prod_id}/addAppUser"),
+            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let prod_url = prod["url"].as_str().unwrap();
+    sp_connection(&fx, "sp-expiring", &cid, &secret, None).await;
+    sp_connection(&fx, "sp-prod", &cid, &secret, Some(prod_url)).await;
+    let here = fx.flow("here", add_contact_by_hand("sp-expiring")).await;
+    let there = fx.flow("there", add_contact_by_hand("sp-prod")).await;
+
+    // While the secret is valid both work, with the connection's own token.
+    for (flow, name) in [(&here, "Before"), (&there, "Before prod")] {
+        let run = run_by_hand(&fx, flow, 1, name).await;
+        assert_eq!(run["status"], "Succeeded", "{run}");
+        assert!(run["actions"][0]["inputs"]["host"]["credential"].is_null());
+    }
+
+    // The secret expires (and the tokens it gave leave the cache).
+    fx.app.clock.advance(time::Duration::minutes(56));
+    let (s, e) = fx
+        .app
+        .secret_token(&cid, &secret, &format!("{prod_url}/.default"))
+        .await;
+    assert_eq!((s, aadsts(&e)), (StatusCode::UNAUTHORIZED, 7000222), "{e}");
+
+    // Here: the action runs on as the application user, and says why.
+    let run = run_by_hand(&fx, &here, 2, "After").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let action = &run["actions"][0];
+    assert_eq!(action["inputs"]["host"]["credential"], "expired", "{run}");
+    assert_eq!(action["inputs"]["host"]["credentialError"], "AADSTS7000222");
+    assert_eq!(action["connection"]["name"], "sp-expiring");
+    assert_eq!(action["identity"]["systemUserId"], app_user.as_str());
+    assert!(!run.to_string().contains(&secret), "no secret: {run}");
+    assert!(!run.to_string().contains("eyJ"), "no token: {run}");
+    let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
+    let (s, _, c) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("contacts({contact})"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["lastname"], "After");
+    assert_eq!(c["_createdby_value"], app_user.as_str(), "{c}");
+    let (s, _, audits) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("audits?$filter=_objectid_value eq {contact}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audits}");
+    let rows = audits["value"].as_array().unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r["_userid_value"] == app_user.as_str()),
+        "the audit names the application user: {audits}"
+    );
+
+    // There: another environment needs a valid connection; the authority's error fails it.
+    let run = run_by_hand(&fx, &there, 2, "After prod").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    let action = &run["actions"][0];
+    assert_eq!(action["error"]["code"], "AADSTS7000222", "{run}");
+    assert!(action["inputs"]["host"]["credential"].is_null(), "{run}");
+    let (s, _, rows) = web_call(
+        &fx.app.http,
+        &prod_admin,
+        Method::GET,
+        format!("{prod_api}/contacts?$filter=lastname eq 'After prod'"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{rows}");
+    assert_eq!(rows["value"].as_array().unwrap().len(), 0, "{rows}");
+
+    // Disabling the application user stops the next action, with Dataverse's error.
+    let disable = |on: bool| {
+        let fx = &fx;
+        let path = format!("systemusers({app_user})");
+        async move {
+            let (s, _, b) = fx
+                .web(
+                    &fx.admin,
+                    Method::PATCH,
+                    &path,
+                    Some(json!({"isdisabled": on})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        }
+    };
+    disable(true).await;
+    let run = run_by_hand(&fx, &here, 3, "Disabled").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["actions"][0]["error"]["code"], "0x8004882e", "{run}");
+    disable(false).await;
+    let run = run_by_hand(&fx, &here, 4, "Enabled again").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+
+    // A disabled service principal gets no token at all.
+    let (_, sps) = fx
+        .app
+        .graph(
+            Method::GET,
+            &format!("/v1.0/servicePrincipals?$filter=appId eq '{cid}'"),
+            None,
+        )
+        .await;
+    let sp = sps["value"][0]["id"].as_str().unwrap();
+    let (s, b) = fx
+        .app
+        .graph(
+            Method::PATCH,
+            &format!("/v1.0/servicePrincipals/{sp}"),
+            Some(json!({"accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let run = run_by_hand(&fx, &here, 5, "SP disabled").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["actions"][0]["error"]["code"], "AADSTS7000112", "{run}");
+    fx.app.stop().await;
+}
