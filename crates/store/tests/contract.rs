@@ -624,6 +624,7 @@ async fn story(store: Arc<SqlStore>) {
 
     flows_story(&store, &dev, &tables, me.id).await;
     flow_schedule_story(&store, &dev).await;
+    flow_run_only_story(&store, &dev).await;
 }
 
 /// Row changes queue the runs of the flows they trigger, in their own transaction; workers claim
@@ -1011,4 +1012,70 @@ async fn migrations_run_twice_and_concurrently_on_postgres() {
     b.unwrap();
     keyway_store::open(&url).await.unwrap();
     keyway_store::testing::drop_postgres(&url).await.unwrap();
+}
+
+/// Run-only grants: one per flow and principal (granting again keeps the first), found through a
+/// user or any of their teams, revoked once, and gone with their flow.
+async fn flow_run_only_story(store: &Arc<SqlStore>, dev: &keyway_core::environment::Environment) {
+    use keyway_store::{FlowRow, FlowStore, RunOnlyGrant, RunOnlyStore};
+    let base = store.flow_list(dev.id).await.unwrap().remove(0);
+    let flow = FlowRow {
+        id: Uuid::new_v4(),
+        name: "button".into(),
+        trigger_kind: "manual".into(),
+        version: 1,
+        ..base
+    };
+    store.flow_save(&flow, None).await.unwrap();
+    let (user, team, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let grant = |who: Uuid, kind: &str, at| RunOnlyGrant {
+        flow_id: flow.id,
+        principal_id: who,
+        principal_kind: kind.into(),
+        granted_by: flow.owner_id,
+        granted_at: at,
+    };
+    assert!(!store.run_only_allows(flow.id, &[user]).await.unwrap());
+    assert!(
+        store
+            .run_only_grant(&grant(user, "systemuser", NOW))
+            .await
+            .unwrap()
+    );
+    let later = NOW + time::Duration::minutes(1);
+    assert!(
+        !store
+            .run_only_grant(&grant(user, "systemuser", later))
+            .await
+            .unwrap(),
+        "granted once"
+    );
+    assert!(
+        store
+            .run_only_grant(&grant(team, "team", later))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.run_only_list(flow.id).await.unwrap(),
+        vec![grant(user, "systemuser", NOW), grant(team, "team", later)]
+    );
+    assert!(store.run_only_allows(flow.id, &[user]).await.unwrap());
+    assert!(
+        store
+            .run_only_allows(flow.id, &[other, team])
+            .await
+            .unwrap(),
+        "through a team"
+    );
+    assert!(!store.run_only_allows(flow.id, &[other]).await.unwrap());
+    assert!(!store.run_only_allows(flow.id, &[]).await.unwrap());
+    assert!(store.run_only_revoke(flow.id, user).await.unwrap());
+    assert!(!store.run_only_revoke(flow.id, user).await.unwrap());
+    assert!(!store.run_only_allows(flow.id, &[user]).await.unwrap());
+    store.flow_delete(flow.id).await.unwrap();
+    assert!(
+        store.run_only_list(flow.id).await.unwrap().is_empty(),
+        "grants go with their flow"
+    );
 }
