@@ -277,19 +277,18 @@ pub async fn dataverse(
             )));
         }
     };
-    let refs = &a.flow.connection_references;
-    let conn = match super::flows::find_connection(a.state, a.env, refs, &op.connection_name).await
-    {
-        Ok(r) => match r.connection {
-            Ok(c) => c,
-            Err(u) => {
-                return Step::Done(Box::new(Done::failed(
-                    json!({"host": host, "parameters": redact(&Value::Object(params))}),
-                    u.code,
-                    u.message,
-                )));
-            }
-        },
+    let conn = match super::flows::find_connection(a.state, a.env, &op.connection_name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Step::Done(Box::new(Done::failed(
+                json!({"host": host, "parameters": redact(&Value::Object(params))}),
+                "ConnectionNotFound",
+                format!(
+                    "The connection '{}' no longer exists in environment '{}'.",
+                    op.connection_name, a.env.name
+                ),
+            )));
+        }
         Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
     };
     host["connectionId"] = conn.name.clone().into();
@@ -521,16 +520,19 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
     if let Some(auth) = &h.authentication {
         inputs["authentication"] =
             json!({"type": "Connection", "connectionName": auth.connection_name});
-        let refs = &a.flow.connection_references;
-        let conn = match super::flows::find_connection(a.state, a.env, refs, &auth.connection_name)
-            .await
+        let conn = match super::flows::find_connection(a.state, a.env, &auth.connection_name).await
         {
-            Ok(r) => match r.connection {
-                Ok(c) => c,
-                Err(u) => {
-                    return Step::Done(Box::new(Done::failed(redact(&inputs), u.code, u.message)));
-                }
-            },
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Step::Done(Box::new(Done::failed(
+                    redact(&inputs),
+                    "ConnectionNotFound",
+                    format!(
+                        "The connection '{}' no longer exists.",
+                        auth.connection_name
+                    ),
+                )));
+            }
             Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
         };
         let resource = auth
