@@ -10,6 +10,7 @@ pub mod flows;
 pub mod graph_roles;
 pub mod odata;
 pub mod scope;
+pub mod solutions;
 pub mod token;
 pub mod wire;
 

@@ -72,6 +72,9 @@ impl App {
         let store = keyway_store::open(&config.database_url())
             .await
             .with_context(|| "opening the database")?;
+        crate::services::builtin_tables::ensure(&store)
+            .await
+            .with_context(|| "adding new built-in tables to existing environments")?;
 
         let now = clock.now();
         let fresh = zeroize::Zeroizing::new(keyway_crypto::random::bytes::<32>());

@@ -225,6 +225,22 @@ async fn create_table(
         )
         .await?;
     }
+    let keys = match e.is_custom {
+        true => &[][..],
+        false => keyway_core::dataverse::system_tables::unique_columns(&e.logical_name),
+    };
+    for col in keys {
+        tx.execute(
+            &format!(
+                "CREATE UNIQUE INDEX {} ON {} ({})",
+                ident(&format!("{table}__{col}__key")),
+                ident(&table),
+                ident(col)
+            ),
+            vec![],
+        )
+        .await?;
+    }
     if e.ownership == Ownership::UserOwned {
         // Business-unit depth reads filter on the unit and page by the key.
         tx.execute(

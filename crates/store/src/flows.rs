@@ -34,6 +34,9 @@ pub struct FlowRow {
     pub created_at: OffsetDateTime,
     pub modified_at: OffsetDateTime,
     pub version: i64,
+    /// The connection references its connection names stand for (Power Automate's clientdata
+    /// `connectionReferences`): `{"<name>": {"connection": {"connectionReferenceLogicalName"}}}`.
+    pub connection_references: Json,
 }
 
 /// A flow that is on with a recurrence trigger, and where its schedule stands.
@@ -152,7 +155,7 @@ pub struct ActionRow {
     pub ended_at: OffsetDateTime,
 }
 
-const FLOW_COLS: &str = "id, environment_id, name, owner_id, state, definition, trigger_kind, trigger_entity, trigger_message, trigger_attributes, created_at, modified_at, version";
+const FLOW_COLS: &str = "id, environment_id, name, owner_id, state, definition, trigger_kind, trigger_entity, trigger_message, trigger_attributes, created_at, modified_at, version, connection_references";
 const RUN_COLS: &str = "id, flow_id, environment_id, status, trigger_outputs, attempt, not_before, lease_owner, lease_until, created_at, started_at, ended_at, error_code, error_message";
 
 fn json_of(s: &str) -> Result<Json, StoreError> {
@@ -174,6 +177,7 @@ fn flow_from(r: &Row) -> Result<FlowRow, StoreError> {
         created_at: r.time(10)?,
         modified_at: r.time(11)?,
         version: r.int(12)?,
+        connection_references: json_of(&r.text(13)?)?,
     })
 }
 
@@ -493,6 +497,7 @@ impl FlowStore for SqlStore {
             f.created_at.into(),
             f.modified_at.into(),
             f.version.into(),
+            f.connection_references.to_string().into(),
         ];
         let taken = tx
             .fetch(
@@ -509,7 +514,7 @@ impl FlowStore for SqlStore {
         match expected_version {
             None => {
                 tx.execute(
-                    &format!("INSERT INTO flows ({FLOW_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+                    &format!("INSERT INTO flows ({FLOW_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
                     args,
                 )
                 .await?;
@@ -519,7 +524,7 @@ impl FlowStore for SqlStore {
                 args.push(v.into());
                 let n = tx
                     .execute(
-                        "UPDATE flows SET environment_id = $2, name = $3, owner_id = $4, state = $5, definition = $6, trigger_kind = $7, trigger_entity = $8, trigger_message = $9, trigger_attributes = $10, created_at = $11, modified_at = $12, version = $13 WHERE id = $1 AND version = $14",
+                        "UPDATE flows SET environment_id = $2, name = $3, owner_id = $4, state = $5, definition = $6, trigger_kind = $7, trigger_entity = $8, trigger_message = $9, trigger_attributes = $10, created_at = $11, modified_at = $12, version = $13, connection_references = $14 WHERE id = $1 AND version = $15",
                         args,
                     )
                     .await?;

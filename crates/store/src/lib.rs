@@ -16,6 +16,7 @@ mod records;
 mod refresh_tokens;
 mod security_writes;
 mod sharing;
+mod solutions;
 pub mod sql;
 pub mod testing;
 
@@ -35,6 +36,7 @@ pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
 pub use refresh_tokens::{RefreshState, RefreshTokenStore, Rotation, StoredRefreshToken};
 pub use security_writes::SecurityStore;
 pub use sharing::{ShareChange, ShareGrant, SharingStore, TeamLink};
+pub use solutions::{ComponentRow, SolutionRow, SolutionStore};
 
 use sql::Db;
 

@@ -74,6 +74,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0014_flows.sql"),
     ),
     (
+        15,
+        "solutions",
+        include_str!("migrations/sqlite/0015_solutions.sql"),
+    ),
+    (
         16,
         "flow run-only users",
         include_str!("migrations/sqlite/0016_flow_run_only.sql"),
@@ -149,6 +154,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "flows",
         include_str!("migrations/postgres/0014_flows.sql"),
+    ),
+    (
+        15,
+        "solutions",
+        include_str!("migrations/postgres/0015_solutions.sql"),
     ),
     (
         16,

@@ -654,6 +654,7 @@ async fn flows_story(
         created_at: NOW,
         modified_at: NOW,
         version: 1,
+        connection_references: serde_json::json!({}),
     };
     let on_name = flow("on name", true, 4, &["name"]);
     let off = flow("off", false, 7, &[]);

@@ -1,5 +1,6 @@
 //! The tables every environment starts with: the security tables (business units, users, roles,
-//! teams) and the standard `account` and `contact`, with the system columns Keyway maintains.
+//! teams), the standard `account` and `contact`, and connection references and environment
+//! variables, with the system columns Keyway maintains.
 
 use super::metadata::{AttributeDef, AttributeType, EntityDef, OptionDef, Ownership, builtin_id};
 
@@ -150,7 +151,7 @@ pub fn builtin_entities() -> Vec<EntityDef> {
     let te = "team";
     let ac = "account";
     let co = "contact";
-    vec![
+    let mut all = vec![
         entity(
             Spec {
                 logical: bu,
@@ -312,7 +313,126 @@ pub fn builtin_entities() -> Vec<EntityDef> {
                 },
             ],
         ),
+    ];
+    all.extend(alm_entities());
+    all
+}
+
+/// The solution-aware tables of application lifecycle management (seed 002): connection
+/// references, which flows name instead of connections, and environment variables. Added after
+/// the tables above, so environments made before them get them the same way (see
+/// [`unique_columns`] for their keys).
+pub fn alm_entities() -> Vec<EntityDef> {
+    let cr = "connectionreference";
+    let ed = "environmentvariabledefinition";
+    let ev = "environmentvariablevalue";
+    vec![
+        entity(
+            Spec {
+                logical: cr,
+                schema: "ConnectionReference",
+                set: "connectionreferences",
+                primary_name: "connectionreferencedisplayname",
+                // Dataverse numbers these per organization; Keyway's stay below custom tables'.
+                code: 9_500,
+                ownership: Ownership::UserOwned,
+                audited: true,
+            },
+            vec![
+                string(
+                    cr,
+                    "connectionreferencedisplayname",
+                    "ConnectionReferenceDisplayName",
+                    400,
+                ),
+                AttributeDef {
+                    required: true,
+                    ..string(
+                        cr,
+                        "connectionreferencelogicalname",
+                        "ConnectionReferenceLogicalName",
+                        100,
+                    )
+                },
+                string(cr, "connectorid", "ConnectorId", 400),
+                string(cr, "connectionid", "ConnectionId", 100),
+                attr(cr, "description", "Description", AttributeType::Memo),
+            ],
+        ),
+        entity(
+            Spec {
+                logical: ed,
+                schema: "EnvironmentVariableDefinition",
+                set: "environmentvariabledefinitions",
+                primary_name: "schemaname",
+                code: 380,
+                ownership: Ownership::UserOwned,
+                audited: true,
+            },
+            vec![
+                AttributeDef {
+                    required: true,
+                    ..string(ed, "schemaname", "SchemaName", 100)
+                },
+                string(ed, "displayname", "DisplayName", 100),
+                AttributeDef {
+                    required: true,
+                    ..choice(
+                        ed,
+                        "type",
+                        "Type",
+                        &[
+                            (VARIABLE_STRING, "String"),
+                            (VARIABLE_NUMBER, "Number"),
+                            (VARIABLE_BOOLEAN, "Boolean"),
+                            (VARIABLE_JSON, "JSON"),
+                        ],
+                    )
+                },
+                attr(ed, "defaultvalue", "DefaultValue", AttributeType::Memo),
+                attr(ed, "description", "Description", AttributeType::Memo),
+            ],
+        ),
+        entity(
+            Spec {
+                logical: ev,
+                schema: "EnvironmentVariableValue",
+                set: "environmentvariablevalues",
+                primary_name: "schemaname",
+                code: 381,
+                ownership: Ownership::UserOwned,
+                audited: true,
+            },
+            vec![
+                string(ev, "schemaname", "SchemaName", 100),
+                attr(ev, "value", "Value", AttributeType::Memo),
+                lookup(
+                    ev,
+                    "environmentvariabledefinitionid",
+                    "EnvironmentVariableDefinitionId",
+                    ed,
+                ),
+            ],
+        ),
     ]
+}
+
+/// Environment variable types, as Dataverse numbers them.
+pub const VARIABLE_STRING: i32 = 100_000_000;
+pub const VARIABLE_NUMBER: i32 = 100_000_001;
+pub const VARIABLE_BOOLEAN: i32 = 100_000_002;
+pub const VARIABLE_JSON: i32 = 100_000_003;
+
+/// Columns no two rows of a built-in table may share (Dataverse's alternate keys): a connection
+/// reference's logical name and a variable's schema name name one thing per environment, and a
+/// variable has at most one current value.
+pub fn unique_columns(entity: &str) -> &'static [&'static str] {
+    match entity {
+        "connectionreference" => &["connectionreferencelogicalname"],
+        "environmentvariabledefinition" => &["schemaname"],
+        "environmentvariablevalue" => &["environmentvariabledefinitionid"],
+        _ => &[],
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod evaluate;
 pub mod expression;
 mod read;
+pub mod references;
 pub mod schedule;
 mod strict_json;
 pub mod trigger;

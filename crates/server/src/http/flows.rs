@@ -47,6 +47,10 @@ impl IntoResponse for FlowsError {
                 StatusCode::PRECONDITION_FAILED,
                 json!({"error": {"code": "0x80060882", "message": e.to_string()}}),
             ),
+            FlowError::Unresolved(u) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"code": u.code, "message": u.message, "connectionReference": u.reference}}),
+            ),
             FlowError::Service(ServiceError::Unauthenticated(m)) => {
                 let mut r = (
                     StatusCode::UNAUTHORIZED,

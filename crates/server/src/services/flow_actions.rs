@@ -277,18 +277,19 @@ pub async fn dataverse(
             )));
         }
     };
-    let conn = match super::flows::find_connection(a.state, a.env, &op.connection_name).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Step::Done(Box::new(Done::failed(
-                json!({"host": host, "parameters": redact(&Value::Object(params))}),
-                "ConnectionNotFound",
-                format!(
-                    "The connection '{}' no longer exists in environment '{}'.",
-                    op.connection_name, a.env.name
-                ),
-            )));
-        }
+    let refs = &a.flow.connection_references;
+    let conn = match super::flows::find_connection(a.state, a.env, refs, &op.connection_name).await
+    {
+        Ok(r) => match r.connection {
+            Ok(c) => c,
+            Err(u) => {
+                return Step::Done(Box::new(Done::failed(
+                    json!({"host": host, "parameters": redact(&Value::Object(params))}),
+                    u.code,
+                    u.message,
+                )));
+            }
+        },
         Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
     };
     host["connectionId"] = conn.name.clone().into();
@@ -520,19 +521,16 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
     if let Some(auth) = &h.authentication {
         inputs["authentication"] =
             json!({"type": "Connection", "connectionName": auth.connection_name});
-        let conn = match super::flows::find_connection(a.state, a.env, &auth.connection_name).await
+        let refs = &a.flow.connection_references;
+        let conn = match super::flows::find_connection(a.state, a.env, refs, &auth.connection_name)
+            .await
         {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return Step::Done(Box::new(Done::failed(
-                    redact(&inputs),
-                    "ConnectionNotFound",
-                    format!(
-                        "The connection '{}' no longer exists.",
-                        auth.connection_name
-                    ),
-                )));
-            }
+            Ok(r) => match r.connection {
+                Ok(c) => c,
+                Err(u) => {
+                    return Step::Done(Box::new(Done::failed(redact(&inputs), u.code, u.message)));
+                }
+            },
             Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
         };
         let resource = auth

@@ -21,6 +21,7 @@ mod refresh_tokens;
 mod roles_webapi;
 mod security;
 mod sharing;
+mod solutions;
 mod tokens;
 mod webapi;
 mod webapi_paging;
