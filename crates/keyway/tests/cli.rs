@@ -3,77 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("KEYWAY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("Keyway listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server did not announce itself");
-    Server { child, base }
-}
-
-fn keyway(profile: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("KEYWAY_PROFILE", profile)
-        .env_remove("KEYWAY_CA")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn ok(profile: &Path, args: &[&str]) -> String {
-    let (success, out, err) = keyway(profile, args);
-    assert!(success, "keyway {args:?} failed: {err}");
-    out
-}
-
-fn json(profile: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    serde_json::from_str(&ok(profile, &all)).unwrap()
-}
+use common::{BIN, json, keyway, ok, serve};
 
 #[test]
 fn a_newcomer_registers_an_app_and_gets_a_token_and_kill_9_loses_nothing() {
@@ -579,26 +515,13 @@ fn connections_through_the_cli_and_no_secret_in_the_server_log() {
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     // The most talkative log there is: a secret must not appear even at debug level.
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data-dir"])
         .arg(dir.path())
         .args(["--listen", "127.0.0.1:0"])
         .env("KEYWAY_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("Keyway listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    let server = Server { child, base };
+        .stderr(log);
+    let server = common::start(cmd);
     let profile = dir.path().join("admin.json");
 
     json(&profile, &["env", "create", "dev"]);

@@ -5,71 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+mod common;
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("KEYWAY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("Keyway listening on ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the server did not announce itself");
-    Server { child }
-}
-
-fn keyway(profile: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("KEYWAY_PROFILE", profile)
-        .env_remove("KEYWAY_CA")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keyway {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into()
-}
-
-fn json_out(profile: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    serde_json::from_str(&keyway(profile, &all)).unwrap()
-}
+use common::{json, ok, serve};
 
 /// The profile's Web API base and token, and a client trusting the server's CA.
 fn web(profile: &Path, env_url_of: &Value) -> (reqwest::Client, String, String) {
@@ -80,7 +23,7 @@ fn web(profile: &Path, env_url_of: &Value) -> (reqwest::Client, String, String) 
         .build()
         .unwrap();
     let url = env_url_of["url"].as_str().unwrap().to_string();
-    let token = keyway(
+    let token = ok(
         profile,
         &[
             "token",
@@ -133,18 +76,18 @@ fn slow_server(delay: Duration) -> String {
 #[test]
 fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let server = serve(dir.path(), &[]);
     let profile = dir.path().join("admin.json");
 
-    json_out(&profile, &["env", "create", "dev"]);
-    let app = json_out(&profile, &["app", "create", "D365-App-Registration"]);
+    json(&profile, &["env", "create", "dev"]);
+    let app = json(&profile, &["app", "create", "D365-App-Registration"]);
     let app_id = app["appId"].as_str().unwrap().to_string();
-    let secret = json_out(&profile, &["app", "secret", "add", &app_id])["secretText"]
+    let secret = json(&profile, &["app", "secret", "add", &app_id])["secretText"]
         .as_str()
         .unwrap()
         .to_string();
-    json_out(&profile, &["sp", "create", &app_id]);
-    keyway(
+    json(&profile, &["sp", "create", &app_id]);
+    ok(
         &profile,
         &[
             "env",
@@ -157,13 +100,13 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
             "System Administrator",
         ],
     );
-    let tenant = json_out(&profile, &["tenant", "list"])[0]["id"]
+    let tenant = json(&profile, &["tenant", "list"])[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     let secret_file = dir.path().join("sp.secret");
     std::fs::write(&secret_file, &secret).unwrap();
-    let c = json_out(
+    let c = json(
         &profile,
         &[
             "connection",
@@ -202,7 +145,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     }}});
     let def_file = dir.path().join("flow.json");
     std::fs::write(&def_file, definition.to_string()).unwrap();
-    let flow = json_out(
+    let flow = json(
         &profile,
         &[
             "flow",
@@ -215,14 +158,14 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         ],
     );
     assert_eq!(flow["state"], "on", "{flow}");
-    let listed = keyway(&profile, &["flow", "list", "dev"]);
+    let listed = ok(&profile, &["flow", "list", "dev"]);
     assert!(
         listed.contains("Account to contact") && listed.contains("dataverse"),
         "{listed}"
     );
 
     // The burst: 80 accounts at once; kill -9 once a third are acknowledged...
-    let env = json_out(&profile, &["env", "show", "dev"]);
+    let env = json(&profile, &["env", "show", "dev"]);
     let (http, api, token) = web(&profile, &env);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let acknowledged = rt.block_on(async {
@@ -254,7 +197,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     });
     // ... and once a run is in the middle of its actions.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !json_out(
+    while !json(
         &profile,
         &["flow", "runs", "dev", "Account to contact", "--top", "500"],
     )
@@ -281,12 +224,12 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     );
 
     // Restart on the same data directory; the runs the dead process held resume after their lease.
-    let _server = serve(dir.path());
-    let env = json_out(&profile, &["env", "show", "dev"]);
+    let _server = serve(dir.path(), &[]);
+    let env = json(&profile, &["env", "show", "dev"]);
     let (http, api, token) = web(&profile, &env);
     let deadline = Instant::now() + Duration::from_secs(90);
     let runs = loop {
-        let runs = json_out(
+        let runs = json(
             &profile,
             &["flow", "runs", "dev", "Account to contact", "--top", "500"],
         );
