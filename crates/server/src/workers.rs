@@ -1,5 +1,5 @@
-//! Background upkeep: forget expired client assertions, long-expired refresh tokens, and signing
-//! keys retired long enough that no token they signed can still be valid.
+//! Background upkeep: the recurrence scheduler; forgetting expired client assertions, long-expired
+//! refresh tokens, and signing keys retired long enough that no token they signed can be valid.
 
 use keyway_core::token::{ACCESS_TOKEN_LIFETIME, CLOCK_SKEW};
 use keyway_store::{DirectoryStore, RefreshTokenStore};
@@ -10,6 +10,7 @@ use crate::state::AppState;
 const EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub fn spawn(state: AppState) {
+    crate::services::recurrence::spawn(state.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {

@@ -3,7 +3,6 @@
 
 pub mod applications;
 pub mod audit_read;
-pub mod builtin_tables;
 pub mod caller;
 pub mod connection_auth;
 pub mod connection_identity;
@@ -23,6 +22,7 @@ pub mod metadata;
 pub mod outbound;
 pub mod principals;
 pub mod records;
+pub mod recurrence;
 pub mod roles;
 pub mod sharing;
 pub mod signing;
