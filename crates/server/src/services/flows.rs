@@ -10,6 +10,7 @@ use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::EntityDef;
 use keyway_core::dataverse::security::{ACT_ON_BEHALF, CUSTOMIZE, Depth};
 use keyway_core::environment::Environment;
+use keyway_core::flows::references::{ConnectionReferences, RuntimeSource};
 use keyway_core::flows::{
     ActionKind, DATAVERSE_API, DESKTOP_FLOW_API, DefinitionError, FlowDefinition, TriggerKind,
 };
@@ -38,6 +39,9 @@ pub enum FlowError {
     Conflict(String),
     #[error("The flow changed since version {0} was read: read it again.")]
     VersionMismatch(i64),
+    /// A connection name that finds no connection to use (its `code` is stable).
+    #[error("{}", .0.message)]
+    Unresolved(Unresolved),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -136,12 +140,14 @@ pub async fn caller(state: &AppState, token: &str, env_ref: &str) -> Result<Flow
     })
 }
 
-/// What a caller saves: `{"name", "definition", "state"?: "on"|"off"}`.
+/// What a caller saves: `{"name", "definition", "connectionReferences"?, "state"?: "on"|"off"}`.
 #[derive(Debug, Clone)]
 pub struct FlowInput {
     pub name: Option<String>,
     pub definition: Option<Value>,
     pub on: Option<bool>,
+    /// Checked and normalized (see [`ConnectionReferences::normalize`]).
+    pub connection_references: Option<Value>,
 }
 
 impl FlowInput {
@@ -149,14 +155,18 @@ impl FlowInput {
         let obj = body
             .as_object()
             .ok_or_else(|| FlowError::BadRequest("The body must be a JSON object.".into()))?;
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !["name", "definition", "state"].contains(&k.as_str()))
-        {
+        if let Some(k) = obj.keys().find(|k| {
+            !["name", "definition", "state", "connectionReferences"].contains(&k.as_str())
+        }) {
             return Err(FlowError::BadRequest(format!(
-                "Unknown property '{k}': a flow has 'name', 'definition' and 'state' (on or off)."
+                "Unknown property '{k}': a flow has 'name', 'definition', 'connectionReferences' and 'state' (on or off)."
             )));
         }
+        let connection_references = obj
+            .get("connectionReferences")
+            .map(ConnectionReferences::normalize)
+            .transpose()
+            .map_err(FlowError::BadRequest)?;
         let name = match obj.get("name") {
             None => None,
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => {
@@ -186,21 +196,158 @@ impl FlowInput {
             name,
             definition: obj.get("definition").cloned(),
             on,
+            connection_references,
         })
     }
 }
 
-/// The connection a flow's `connectionName` stands for in an environment. Today a connection's
-/// own name; connection references (solutions) resolve here first when they come.
+/// Why a connection name finds no connection to use: a stable code and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// `ConnectionReferenceNotBound`, `ConnectionReferenceNotFound` or `ConnectionNotFound`.
+    pub code: &'static str,
+    pub message: String,
+    /// The connection reference the name went through, if it did.
+    pub reference: Option<String>,
+}
+
+/// What a flow's connection name stands for in its environment.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The connection reference (its logical name) the name went through, if it did.
+    pub reference: Option<String>,
+    /// From the flow's `connectionReferences` entry; `embedded` when it has none.
+    pub runtime_source: RuntimeSource,
+    pub connection: std::result::Result<Connection, Unresolved>,
+}
+
+/// The one place a flow's `connectionName` K becomes a connection, at save and at run time:
+/// (a) the flow's `connectionReferences[K]` names a connection reference (its logical name),
+/// whose `connectionid` names the connection; (b) else a connection reference whose logical
+/// name is K; (c) else the connection named K (or `connectionReferences[K].connection.name`).
+/// `references` is the flow's stored `connectionReferences` (null or `{}` when it has none).
 pub async fn find_connection(
     state: &AppState,
     env: &Environment,
+    references: &Value,
     connection_name: &str,
-) -> std::result::Result<Option<Connection>, ServiceError> {
+) -> std::result::Result<Resolution, ServiceError> {
+    // Stored references were checked when the flow was saved.
+    let refs = ConnectionReferences::parse(references).unwrap_or_default();
+    let entry = refs.get(connection_name);
+    let runtime_source = entry.map_or(RuntimeSource::Embedded, |e| e.runtime_source);
+    let resolved = |reference: Option<&str>, connection| Resolution {
+        reference: reference.map(str::to_string),
+        runtime_source,
+        connection,
+    };
+    if let Some(logical) = entry.and_then(|e| e.logical_name.as_deref()) {
+        let connection = match reference_row(state, env, logical).await? {
+            Some(row) => bound_connection(state, env, logical, &row).await?,
+            None => Err(Unresolved {
+                code: "ConnectionReferenceNotFound",
+                message: format!(
+                    "The flow's connection '{connection_name}' stands for the connection reference '{logical}', which environment '{}' does not have: create it (POST connectionreferences) or import the solution that holds it.",
+                    env.name
+                ),
+                reference: Some(logical.to_string()),
+            }),
+        };
+        return Ok(resolved(Some(logical), connection));
+    }
+    let direct = entry.and_then(|e| e.connection_name.as_deref());
+    if direct.is_none()
+        && let Some(row) = reference_row(state, env, connection_name).await?
+    {
+        let connection = bound_connection(state, env, connection_name, &row).await?;
+        return Ok(resolved(Some(connection_name), connection));
+    }
+    let name = direct.unwrap_or(connection_name);
+    let connection = state
+        .store
+        .connection_find(Api::PowerPlatform, &env.id.to_string(), name)
+        .await?
+        .ok_or_else(|| Unresolved {
+            code: "ConnectionNotFound",
+            message: format!(
+                "The connection '{name}' does not exist in environment '{}'.",
+                env.name
+            ),
+            reference: None,
+        });
+    Ok(resolved(None, connection))
+}
+
+/// The environment's connection reference with this logical name.
+pub async fn reference_row(
+    state: &AppState,
+    env: &Environment,
+    logical_name: &str,
+) -> std::result::Result<Option<keyway_core::dataverse::record::Record>, ServiceError> {
+    use keyway_core::odata::{CompareOp, Expr, Literal, Operand};
+    let tables = state.directory.tables(state, env).await?;
+    let Some(table) = tables
+        .iter()
+        .find(|t| t.logical_name == "connectionreference" && !t.is_custom)
+    else {
+        return Ok(None);
+    };
+    let filter = Expr::Compare {
+        left: Operand::Property(vec!["connectionreferencelogicalname".into()]),
+        op: CompareOp::Eq,
+        right: Operand::Literal(Literal::String(logical_name.to_string())),
+    };
+    let (rows, _) = state
+        .store
+        .records_list(
+            env,
+            keyway_store::RecordList {
+                entity: table,
+                scope: &keyway_core::dataverse::authz::RowScope::All,
+                filter: Some(&filter),
+                orderby: &[],
+                limit: 1,
+                after: None,
+                count: false,
+            },
+        )
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// The connection a connection reference row is bound to (`connectionid`, a connection's name).
+async fn bound_connection(
+    state: &AppState,
+    env: &Environment,
+    logical: &str,
+    row: &keyway_core::dataverse::record::Record,
+) -> std::result::Result<std::result::Result<Connection, Unresolved>, ServiceError> {
+    use keyway_core::dataverse::record::FieldValue;
+    let id = match row.fields.get("connectionid") {
+        Some(FieldValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            return Ok(Err(Unresolved {
+                code: "ConnectionReferenceNotBound",
+                message: format!(
+                    "The connection reference '{logical}' has no connection in environment '{}': bind it to one of the environment's connections (PATCH connectionreferences(<id>) with {{\"connectionid\": \"<connection name>\"}}, or import the solution with a settings file giving its ConnectionId).",
+                    env.name
+                ),
+                reference: Some(logical.to_string()),
+            }));
+        }
+    };
     Ok(state
         .store
-        .connection_find(Api::PowerPlatform, &env.id.to_string(), connection_name)
-        .await?)
+        .connection_find(Api::PowerPlatform, &env.id.to_string(), &id)
+        .await?
+        .ok_or_else(|| Unresolved {
+            code: "ConnectionNotFound",
+            message: format!(
+                "The connection reference '{logical}' is bound to the connection '{id}', which environment '{}' does not have: bind it to one of its connections.",
+                env.name
+            ),
+            reference: Some(logical.to_string()),
+        }))
 }
 
 /// The connector each connection name is used with (Dataverse for the trigger and Dataverse
@@ -229,8 +376,37 @@ fn connector_uses(def: &FlowDefinition) -> Vec<(String, Option<&'static str>)> {
     uses
 }
 
-/// Everything saving checks beyond the definition's own validity.
-async fn check(state: &AppState, c: &FlowCaller, def: &FlowDefinition, on: bool) -> Result<()> {
+/// The connection references a flow's connections go through that find no connection (unbound,
+/// missing, or bound to a connection that is gone), each once: a flow turns on only without any.
+pub async fn missing_references(
+    state: &AppState,
+    env: &Environment,
+    def: &FlowDefinition,
+    references: &Value,
+) -> std::result::Result<Vec<Unresolved>, ServiceError> {
+    let mut missing: Vec<Unresolved> = Vec::new();
+    for (name, _) in connector_uses(def) {
+        if let Err(u) = find_connection(state, env, references, &name)
+            .await?
+            .connection
+            && u.reference.is_some()
+            && !missing.iter().any(|m| m.reference == u.reference)
+        {
+            missing.push(u);
+        }
+    }
+    Ok(missing)
+}
+
+/// Everything saving checks beyond the definition's own validity. A flow whose connection
+/// references are not all bound may be saved only off.
+async fn check(
+    state: &AppState,
+    c: &FlowCaller,
+    def: &FlowDefinition,
+    references: &Value,
+    on: bool,
+) -> Result<()> {
     if on {
         check_can_turn_on(def)?;
     }
@@ -242,23 +418,35 @@ async fn check(state: &AppState, c: &FlowCaller, def: &FlowDefinition, on: bool)
         c.require(ACT_ON_BEHALF)?;
     }
     for (name, connector) in connector_uses(def) {
-        let found = find_connection(state, &c.env, &name).await?;
-        let role = match &found {
-            Some(conn) => super::connections::role_of(state, &c.who, conn).await?,
-            None => None,
+        let found = find_connection(state, &c.env, references, &name).await?;
+        let conn = match found.connection {
+            Ok(conn) => conn,
+            Err(u) if u.code == "ConnectionReferenceNotBound" && !on => continue,
+            Err(u) if u.reference.is_some() => return Err(FlowError::Unresolved(u)),
+            Err(_) => {
+                return Err(FlowError::BadRequest(format!(
+                    "The flow uses the connection '{name}', which is not a connection of environment '{}' that you own or that is shared with you: create it (keyway connection create {} --name {name} …) or ask its owner to share it.",
+                    c.env.name, c.env.name
+                )));
+            }
         };
-        let Some(conn) = found.filter(|_| role.is_some_and(|r| r >= Role::CanView)) else {
+        let role = super::connections::role_of(state, &c.who, &conn).await?;
+        if role.is_none_or(|r| r < Role::CanView) {
+            let through = found
+                .reference
+                .map(|r| format!(" (through the connection reference '{r}')"))
+                .unwrap_or_default();
             return Err(FlowError::BadRequest(format!(
-                "The flow uses the connection '{name}', which is not a connection of environment '{}' that you own or that is shared with you: create it (keyway connection create {} --name {name} …) or ask its owner to share it.",
-                c.env.name, c.env.name
+                "The flow uses the connection '{}'{through}, which is not a connection of environment '{}' that you own or that is shared with you: ask its owner to share it, or use one of yours.",
+                conn.name, c.env.name
             )));
-        };
+        }
         if let Some(want) = connector
             && conn.connector != want
         {
             return Err(FlowError::BadRequest(format!(
-                "The connection '{name}' is a {} connection; this use needs a {want} connection.",
-                conn.connector
+                "The connection '{}' is a {} connection; this use needs a {want} connection.",
+                conn.name, conn.connector
             )));
         }
     }
@@ -363,7 +551,11 @@ pub async fn create(state: &AppState, c: &FlowCaller, input: FlowInput) -> Resul
         .clone()
         .ok_or_else(|| FlowError::BadRequest("'name' is required.".into()))?;
     let on = input.on.unwrap_or(true);
-    check(state, c, &def, on).await?;
+    let references = input
+        .connection_references
+        .clone()
+        .unwrap_or_else(|| json!({}));
+    check(state, c, &def, &references, on).await?;
     let now = state.clock.now();
     let row = with_trigger(
         FlowRow {
@@ -380,6 +572,7 @@ pub async fn create(state: &AppState, c: &FlowCaller, input: FlowInput) -> Resul
             created_at: now,
             modified_at: now,
             version: 1,
+            connection_references: references,
         },
         &def,
     );
@@ -436,12 +629,24 @@ pub async fn replace(
         Some(d) => FlowDefinition::parse(d).map_err(FlowError::Definition)?,
         None => FlowDefinition::parse(&old.definition).map_err(FlowError::Definition)?,
     };
-    if input.definition.is_some() {
-        check(state, c, &def, on).await?;
+    let references = input
+        .connection_references
+        .clone()
+        .unwrap_or_else(|| old.connection_references.clone());
+    if input.definition.is_some() || input.connection_references.is_some() {
+        check(state, c, &def, &references, on).await?;
     } else if on && !old.on {
         check_can_turn_on(&def)?;
+        if let Some(u) = missing_references(state, &c.env, &def, &references)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(FlowError::Unresolved(u));
+        }
     }
     let mut row = with_trigger(old.clone(), &def);
+    row.connection_references = references;
     if let Some(n) = input.name {
         row.name = n;
     }
@@ -465,6 +670,7 @@ pub async fn set_on(state: &AppState, c: &FlowCaller, id: Uuid, on: bool) -> Res
         name: None,
         definition: None,
         on: Some(on),
+        connection_references: None,
     };
     replace(state, c, id, input, None).await
 }
@@ -601,6 +807,7 @@ pub fn view(f: &FlowRow) -> Value {
         "trigger": trigger,
         "connectionNames": connections,
         "definition": f.definition,
+        "connectionReferences": f.connection_references,
         "createdDateTime": time(&f.created_at),
         "lastModifiedDateTime": time(&f.modified_at),
         "version": f.version,

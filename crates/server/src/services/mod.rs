@@ -3,6 +3,7 @@
 
 pub mod applications;
 pub mod audit_read;
+pub mod builtin_tables;
 pub mod caller;
 pub mod connection_auth;
 pub mod connection_identity;
