@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{json, ok, serve};
+use common::{json, keyway, ok, serve};
 
 /// The profile's Web API base and token, and a client trusting the server's CA.
 fn web(profile: &Path, env_url_of: &Value) -> (reqwest::Client, String, String) {
@@ -290,4 +290,77 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
         accounts.len(),
         runs.len()
     );
+}
+
+#[test]
+fn run_only_users_are_added_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(dir.path(), &[]);
+    let profile = dir.path().join("admin.json");
+    json(&profile, &["env", "create", "dev"]);
+    let app = json(&profile, &["app", "create", "runner"]);
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    json(&profile, &["sp", "create", &app_id]);
+    let user = json(
+        &profile,
+        &[
+            "env",
+            "app-user",
+            "add",
+            "dev",
+            "--app-id",
+            &app_id,
+            "--role",
+            "Basic User",
+        ],
+    );
+    let user = user["systemuserid"].as_str().unwrap().to_string();
+    let def_file = dir.path().join("button.json");
+    let definition = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+        "actions": {"Hello": {"type": "Compose", "inputs": "@triggerBody()?['who']"}},
+    });
+    std::fs::write(&def_file, definition.to_string()).unwrap();
+    json(
+        &profile,
+        &[
+            "flow",
+            "create",
+            "dev",
+            "--name",
+            "Button",
+            "--definition",
+            def_file.to_str().unwrap(),
+        ],
+    );
+    let g = json(
+        &profile,
+        &[
+            "flow",
+            "run-only",
+            "add",
+            "dev",
+            "Button",
+            "--system-user",
+            &user,
+        ],
+    );
+    assert_eq!(g["systemUserId"], user.as_str(), "{g}");
+    let listed = ok(&profile, &["flow", "run-only", "list", "dev", "Button"]);
+    assert!(
+        listed.contains(&user) && listed.contains("systemuser"),
+        "{listed}"
+    );
+    // --connection names connections the flow takes from its runner; this one takes none.
+    let (success, _, err) = keyway(
+        &profile,
+        &["flow", "run", "dev", "Button", "--connection", "dv=mine"],
+    );
+    assert!(!success && err.contains("does not take 'dv'"), "{err}");
+    ok(
+        &profile,
+        &["flow", "run-only", "remove", "dev", "Button", &user],
+    );
+    let listed = json(&profile, &["flow", "run-only", "list", "dev", "Button"]);
+    assert_eq!(listed, json!([]), "{listed}");
 }

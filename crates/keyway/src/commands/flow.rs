@@ -41,6 +41,10 @@ pub enum FlowCommand {
         /// A trigger input, `name=value` (repeat); values that read as JSON are JSON.
         #[arg(long = "input")]
         inputs: Vec<String>,
+        /// Your own connection for a connection the flow takes from whoever runs it
+        /// (`runtimeSource: invoker`): `name=connection` (repeat).
+        #[arg(long = "connection")]
+        connections: Vec<String>,
     },
     /// A flow's runs, newest first; with --run, one run with each action.
     Runs {
@@ -59,6 +63,33 @@ pub enum FlowCommand {
     },
     /// Delete a flow and its runs.
     Delete { env: String, flow: String },
+    /// Run-only users: who may run an instant flow without reading or editing it.
+    #[command(subcommand)]
+    RunOnly(RunOnlyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RunOnlyCommand {
+    /// Let a system user or a team of the environment run the flow.
+    Add {
+        env: String,
+        flow: String,
+        /// The system user's id (`keyway env user list`).
+        #[arg(long, required_unless_present = "team", conflicts_with = "team")]
+        system_user: Option<String>,
+        /// The team's id.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Take the permission back.
+    Remove {
+        env: String,
+        flow: String,
+        /// The system user's or team's id.
+        principal: String,
+    },
+    /// Who may run the flow.
+    List { env: String, flow: String },
 }
 
 fn text(v: &Value, k: &str) -> String {
@@ -233,7 +264,12 @@ pub async fn run(global: &Global, cmd: FlowCommand) -> anyhow::Result<()> {
                 .await?;
             show_flow(global, &f)
         }
-        FlowCommand::Run { env, flow, inputs } => {
+        FlowCommand::Run {
+            env,
+            flow,
+            inputs,
+            connections,
+        } => {
             let id = flow_id(&mut c, &env, &flow).await?;
             let mut body = Map::new();
             for kv in &inputs {
@@ -242,6 +278,16 @@ pub async fn run(global: &Global, cmd: FlowCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("'{kv}' is not name=value"))?;
                 let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.into()));
                 body.insert(k.to_string(), value);
+            }
+            if !connections.is_empty() {
+                let mut chosen = Map::new();
+                for kv in &connections {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .with_context(|| format!("'{kv}' is not name=connection"))?;
+                    chosen.insert(k.to_string(), Value::String(v.into()));
+                }
+                body.insert("$connections".into(), Value::Object(chosen));
             }
             let r: Value = c
                 .send(
@@ -309,6 +355,77 @@ pub async fn run(global: &Global, cmd: FlowCommand) -> anyhow::Result<()> {
                 .await?;
             println!("deleted {id}");
             Ok(())
+        }
+        FlowCommand::RunOnly(cmd) => run_only(global, &mut c, cmd).await,
+    }
+}
+
+async fn run_only(global: &Global, c: &mut Client, cmd: RunOnlyCommand) -> anyhow::Result<()> {
+    let path = |env: &str, id: &str| format!("/v1.0/environments/{env}/flows/{id}/runOnlyUsers");
+    match cmd {
+        RunOnlyCommand::Add {
+            env,
+            flow,
+            system_user,
+            team,
+        } => {
+            let id = flow_id(c, &env, &flow).await?;
+            let body = match (system_user, team) {
+                (Some(u), _) => json!({"systemUserId": u}),
+                (None, Some(t)) => json!({"teamId": t}),
+                (None, None) => bail!("name a --system-user or a --team"),
+            };
+            let g: Value = c.send(Method::POST, &path(&env, &id), &body).await?;
+            output::pairs(
+                global.output,
+                &g,
+                vec![
+                    ("type", text(&g, "type")),
+                    (
+                        "id",
+                        g["systemUserId"]
+                            .as_str()
+                            .or(g["teamId"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
+                    ("granted", text(&g, "grantedDateTime")),
+                ],
+            )
+        }
+        RunOnlyCommand::Remove {
+            env,
+            flow,
+            principal,
+        } => {
+            let id = flow_id(c, &env, &flow).await?;
+            c.send_empty::<Value>(
+                Method::DELETE,
+                &format!("{}/{principal}", path(&env, &id)),
+                None,
+            )
+            .await?;
+            println!("removed {principal}");
+            Ok(())
+        }
+        RunOnlyCommand::List { env, flow } => {
+            let id = flow_id(c, &env, &flow).await?;
+            let all: Vec<Value> = c.list(&path(&env, &id)).await?;
+            let rows = all
+                .iter()
+                .map(|g| {
+                    vec![
+                        text(g, "type"),
+                        g["systemUserId"]
+                            .as_str()
+                            .or(g["teamId"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        text(g, "grantedDateTime"),
+                    ]
+                })
+                .collect();
+            output::show(global.output, &all, &["TYPE", "ID", "GRANTED"], rows)
         }
     }
 }

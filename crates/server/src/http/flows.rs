@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::context::RequestContext;
 use super::error::DataverseWireError;
 use crate::services::ServiceError;
+use crate::services::flow_run_only as run_only;
 use crate::services::flows::{self as svc, FlowCaller, FlowError, FlowInput};
 use crate::state::AppState;
 
@@ -335,4 +336,64 @@ pub async fn run_cancel(
     let c = caller(&state, &headers, &env, &ctx).await?;
     let (flow, run) = (id(&flow, "flow", &ctx)?, id(&run, "run", &ctx)?);
     Ok(Json(svc::cancel(&state, &c, flow, run).await.or_flows(&ctx)?).into_response())
+}
+
+#[utoipa::path(get, path = "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers", tag = "flows",
+    params(("id" = String, Path, description = "Environment id or name"), ("flow" = String, Path, description = "Flow id")),
+    responses((status = 200, description = "The system users and teams who may run the flow")), security(("bearer" = [])))]
+pub async fn run_only_list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((env, flow)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> FResult {
+    let c = caller(&state, &headers, &env, &ctx).await?;
+    let flow = id(&flow, "flow", &ctx)?;
+    Ok(collection(
+        run_only::list(&state, &c, flow).await.or_flows(&ctx)?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers", tag = "flows",
+    params(("id" = String, Path, description = "Environment id or name"), ("flow" = String, Path, description = "Flow id")),
+    request_body(content = inline(serde_json::Value), description = "{\"systemUserId\": \"…\"} or {\"teamId\": \"…\"}"),
+    responses((status = 201, description = "Granted"), (status = 200, description = "Already granted")),
+    security(("bearer" = [])))]
+pub async fn run_only_add(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((env, flow)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> FResult {
+    let c = caller(&state, &headers, &env, &ctx).await?;
+    let flow = id(&flow, "flow", &ctx)?;
+    let body = body_json(&body, &ctx)?;
+    let (grant, new) = run_only::grant(&state, &c, flow, &body)
+        .await
+        .or_flows(&ctx)?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(grant)).into_response())
+}
+
+#[utoipa::path(delete, path = "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers/{principal}", tag = "flows",
+    params(("id" = String, Path, description = "Environment id or name"), ("flow" = String, Path, description = "Flow id"), ("principal" = String, Path, description = "The system user's or team's id")),
+    responses((status = 204, description = "Revoked")), security(("bearer" = [])))]
+pub async fn run_only_remove(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((env, flow, principal)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> FResult {
+    let c = caller(&state, &headers, &env, &ctx).await?;
+    let flow = id(&flow, "flow", &ctx)?;
+    let principal = id(&principal, "system user or team", &ctx)?;
+    run_only::revoke(&state, &c, flow, principal)
+        .await
+        .or_flows(&ctx)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -157,6 +157,14 @@ pub fn router(state: AppState) -> Router {
             post(flows::run_cancel),
         )
         .route(
+            "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers",
+            get(flows::run_only_list).post(flows::run_only_add),
+        )
+        .route(
+            "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers/{principal}",
+            delete(flows::run_only_remove),
+        )
+        .route(
             "/v1.0/environments",
             get(envs::environments_list).post(envs::environments_create),
         )

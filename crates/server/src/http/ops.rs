@@ -97,6 +97,9 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
         crate::http::flows::runs_list,
         crate::http::flows::run_get,
         crate::http::flows::run_cancel,
+        crate::http::flows::run_only_list,
+        crate::http::flows::run_only_add,
+        crate::http::flows::run_only_remove,
     ),
     tags((name = "operations"), (name = "tenants"), (name = "keys"), (name = "environments"), (name = "flows"))
 )]

@@ -6,10 +6,11 @@
 
 use keyway_core::connections::{Connection, Status};
 use keyway_core::environment::Environment;
+use keyway_core::flows::references::RuntimeSource;
 use keyway_core::flows::{
     DataverseAction, DataverseOperation, FlowContext, HttpAction, RecordedRun, RunStatus, Template,
 };
-use keyway_store::{FlowRow, RunRow, SystemUserKey};
+use keyway_store::{ConnectionStore, FlowRow, RunRow, SystemUserKey};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -179,6 +180,41 @@ async fn token(
     }
 }
 
+/// The connection a run uses for the flow's connection name: for a `runtimeSource: invoker`
+/// name, the one whoever started the run chose (checked then); else the flow's own. `true` when
+/// it is the invoker's; `Err` with a code and message when there is none to use.
+async fn resolve(
+    a: &ActionEnv<'_>,
+    name: &str,
+) -> Result<Result<(Connection, bool), (String, String)>, super::ServiceError> {
+    let r =
+        super::flows::find_connection(a.state, a.env, &a.flow.connection_references, name).await?;
+    if r.runtime_source != RuntimeSource::Invoker {
+        return Ok(r
+            .connection
+            .map(|c| (c, false))
+            .map_err(|u| (u.code.to_string(), u.message)));
+    }
+    let chosen = a.run.trigger_outputs["keyway"]["invokerConnections"][name]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok());
+    let Some(id) = chosen else {
+        return Ok(Err((
+            "InvokerConnectionMissing".into(),
+            format!(
+                "'{name}' runs with the connection of whoever starts the run, and this run was started without one."
+            ),
+        )));
+    };
+    Ok(match a.state.store.connection_get(id).await? {
+        Some(c) => Ok((c, true)),
+        None => Err((
+            "ConnectionNotFound".into(),
+            format!("The connection this run was started with for '{name}' no longer exists."),
+        )),
+    })
+}
+
 /// Whether an action failed because its connection's credential lapsed.
 fn lapsed(d: &Done) -> bool {
     d.error
@@ -277,22 +313,21 @@ pub async fn dataverse(
             )));
         }
     };
-    let refs = &a.flow.connection_references;
-    let conn = match super::flows::find_connection(a.state, a.env, refs, &op.connection_name).await
-    {
-        Ok(r) => match r.connection {
-            Ok(c) => c,
-            Err(u) => {
-                return Step::Done(Box::new(Done::failed(
-                    json!({"host": host, "parameters": redact(&Value::Object(params))}),
-                    u.code,
-                    u.message,
-                )));
-            }
-        },
+    let (conn, invoker) = match resolve(a, &op.connection_name).await {
+        Ok(Ok(found)) => found,
+        Ok(Err((code, message))) => {
+            return Step::Done(Box::new(Done::failed(
+                json!({"host": host, "parameters": redact(&Value::Object(params))}),
+                code,
+                message,
+            )));
+        }
         Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
     };
     host["connectionId"] = conn.name.clone().into();
+    if invoker {
+        host["runtimeSource"] = "invoker".into();
+    }
     let Some(target) = connection_auth::target_url(a.state, &conn, Some(a.env)) else {
         return Step::Done(Box::new(Done::failed(
             json!({"host": host}),
@@ -302,6 +337,19 @@ pub async fn dataverse(
     };
     let target_env = environment_of(a.state, &target).await;
     let same_env = target_env.as_ref().is_some_and(|e| e.id == a.env.id);
+    if invoker && !same_env {
+        return Step::Done(Box::new(Done {
+            connection_id: Some(conn.id),
+            ..Done::failed(
+                json!({"host": host}),
+                "InvokerConnectionNotSupported",
+                format!(
+                    "Actions against another environment do not support connections provided by run-only users: '{}' acts in {target}. Make '{}' an 'embedded' connection of the flow, or use a connection to environment '{}'.",
+                    conn.name, op.connection_name, a.env.name
+                ),
+            )
+        }));
+    }
     if a.run_as.is_some() && !same_env {
         return Step::Done(Box::new(Done::failed(
             json!({"host": host}),
@@ -521,16 +569,16 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
     if let Some(auth) = &h.authentication {
         inputs["authentication"] =
             json!({"type": "Connection", "connectionName": auth.connection_name});
-        let refs = &a.flow.connection_references;
-        let conn = match super::flows::find_connection(a.state, a.env, refs, &auth.connection_name)
-            .await
-        {
-            Ok(r) => match r.connection {
-                Ok(c) => c,
-                Err(u) => {
-                    return Step::Done(Box::new(Done::failed(redact(&inputs), u.code, u.message)));
+        let conn = match resolve(a, &auth.connection_name).await {
+            Ok(Ok((c, invoker))) => {
+                if invoker {
+                    inputs["authentication"]["runtimeSource"] = "invoker".into();
                 }
-            },
+                c
+            }
+            Ok(Err((code, message))) => {
+                return Step::Done(Box::new(Done::failed(redact(&inputs), code, message)));
+            }
             Err(e) => return Step::Transient("StoreUnavailable".into(), e.to_string()),
         };
         let resource = auth

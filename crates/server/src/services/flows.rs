@@ -72,11 +72,11 @@ pub struct FlowCaller {
 }
 
 impl FlowCaller {
-    fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.principal.depth(CUSTOMIZE) != Depth::None
     }
 
-    fn require(&self, privilege: &str) -> Result<()> {
+    pub(crate) fn require(&self, privilege: &str) -> Result<()> {
         if self.principal.depth(privilege) == Depth::None {
             let d = Denied {
                 user_id: self.principal.user_id,
@@ -417,6 +417,7 @@ async fn check(
         // Seed 004: running as the modifying user or the row owner needs Delegate.
         c.require(ACT_ON_BEHALF)?;
     }
+    super::flow_run_only::check_save(c, def, references)?;
     for (name, connector) in connector_uses(def) {
         let found = find_connection(state, &c.env, references, &name).await?;
         let conn = match found.connection {
@@ -449,6 +450,7 @@ async fn check(
                 conn.name, conn.connector
             )));
         }
+        super::flow_run_only::check_target(state, c, &name, found.runtime_source, &conn)?;
     }
     if let TriggerKind::Dataverse(t) = &def.trigger.kind {
         let tables = state.store.environment_tables(c.env.id).await?;
@@ -581,17 +583,15 @@ pub async fn create(state: &AppState, c: &FlowCaller, input: FlowInput) -> Resul
     Ok(view(&row))
 }
 
-/// A flow of the environment the caller may manage.
-async fn flow_of(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<FlowRow> {
-    state
-        .store
-        .flow_get(id)
-        .await?
-        .filter(|f| f.environment_id == c.env.id)
-        .filter(|f| f.owner_id == c.principal.user_id || c.is_admin())
-        .ok_or_else(|| {
-            FlowError::NotFound(format!("The flow {id} was not found, or it is not yours."))
-        })
+/// A flow of the environment the caller may manage (a run-only user is told they may only run
+/// it).
+pub(crate) async fn flow_of(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<FlowRow> {
+    match super::flow_run_only::access(state, c, id).await? {
+        (flow, super::flow_run_only::Access::Manage) => Ok(flow),
+        (flow, super::flow_run_only::Access::RunOnly) => {
+            Err(super::flow_run_only::run_only_refused(&flow))
+        }
+    }
 }
 
 pub async fn list(state: &AppState, c: &FlowCaller) -> Result<Vec<Value>> {
@@ -683,7 +683,8 @@ pub async fn delete(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<()> {
 
 /// Start a manual (`Request`) flow with `inputs` as its trigger body; the run is queued.
 pub async fn run_manual(state: &AppState, c: &FlowCaller, id: Uuid, inputs: Value) -> Result<Uuid> {
-    let flow = flow_of(state, c, id).await?;
+    // Its owner, or a run-only user (seed 004).
+    let (flow, _) = super::flow_run_only::access(state, c, id).await?;
     if flow.trigger_kind != "manual" {
         return Err(FlowError::BadRequest(format!(
             "The flow '{}' starts on its {} trigger; only flows with a manual (Request) trigger are run by hand.",
@@ -696,10 +697,15 @@ pub async fn run_manual(state: &AppState, c: &FlowCaller, id: Uuid, inputs: Valu
             flow.name
         )));
     }
-    let outputs = json!({
+    let (inputs, invoker) =
+        super::flow_run_only::invoker_connections(state, c, &flow, inputs).await?;
+    let mut outputs = json!({
         "body": inputs,
         "keyway": {"modifiedBy": c.principal.user_id, "invokedBy": c.who.identity.id},
     });
+    if !invoker.is_empty() {
+        outputs["keyway"]["invokerConnections"] = Value::Object(invoker);
+    }
     let run = state
         .store
         .run_queue(flow.id, c.env.id, &outputs, state.clock.now())
@@ -709,6 +715,9 @@ pub async fn run_manual(state: &AppState, c: &FlowCaller, id: Uuid, inputs: Valu
 }
 
 pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Result<Vec<Value>> {
+    if let Some(own) = super::flow_run_only::own_runs(state, c, id, top).await? {
+        return Ok(own);
+    }
     flow_of(state, c, id).await?;
     Ok(state
         .store
@@ -732,6 +741,9 @@ async fn run_of(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Res
 /// One run with each action's inputs and outputs (redacted when recorded), the connection it
 /// used and the identity it acted as.
 pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<Value> {
+    if let Some(own) = super::flow_run_only::own_run(state, c, id, run_id).await? {
+        return Ok(own);
+    }
     let run = run_of(state, c, id, run_id).await?;
     let mut actions = state.store.run_actions(run_id).await?;
     // In the order they run (the store's clock may give several the same instant).

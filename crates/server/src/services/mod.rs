@@ -14,6 +14,7 @@ pub mod directory_cache;
 pub mod env_security;
 pub mod environments;
 pub mod flow_actions;
+pub mod flow_run_only;
 pub mod flow_runs;
 pub mod flows;
 pub mod flowservice;

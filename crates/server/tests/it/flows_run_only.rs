@@ -10,7 +10,10 @@ use crate::flows::{DV, Fx, WRITER};
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(expired_connections_run_on_in_their_own_environment);
+on_both_backends!(
+    expired_connections_run_on_in_their_own_environment,
+    run_only_users_run_with_their_own_connections
+);
 
 /// A manual flow whose one action adds a contact through `connection`.
 fn add_contact_by_hand(connection: &str) -> Value {
@@ -255,5 +258,399 @@ async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
     let run = run_by_hand(&fx, &here, 5, "SP disabled").await;
     assert_eq!(run["status"], "Failed", "{run}");
     assert_eq!(run["actions"][0]["error"]["code"], "AADSTS7000112", "{run}");
+    fx.app.stop().await;
+}
+
+/// A person-like caller of the flows API: an application with an application user holding
+/// `roles`, its Power Platform token, its system user id, and its credentials.
+struct Member {
+    token: String,
+    user: String,
+    client_id: String,
+    secret: String,
+}
+
+async fn member(fx: &Fx, name: &str, roles: &[&str]) -> Member {
+    let (oid, cid) = fx.app.create_app(name, json!({})).await;
+    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, u) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
+            Some(json!({"servicePrincipalAppId": cid, "roles": roles})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let (s, t) = fx
+        .app
+        .secret_token(&cid, &secret, "https://api.powerplatform.com/.default")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    Member {
+        token: t["access_token"].as_str().unwrap().to_string(),
+        user: u["systemuserid"].as_str().unwrap().to_string(),
+        client_id: cid,
+        secret,
+    }
+}
+
+/// `who`'s own Dataverse connection `name` with their credentials (acting in `url` if given).
+async fn own_connection(fx: &Fx, who: &Member, name: &str, url: Option<&str>) -> Value {
+    let mut values = json!({
+        "token:clientId": {"value": who.client_id},
+        "token:clientSecret": {"value": who.secret},
+        "token:TenantId": {"value": fx.app.tenant()},
+    });
+    if let Some(url) = url {
+        values["environmentUrl"] = json!({"value": url});
+    }
+    let (s, c) = fx
+        .app
+        .call(
+            &who.token,
+            Method::PUT,
+            &format!("/connectivity/connectors/{DV}/connections/{name}?api-version=1"),
+            Some(json!({"properties": {
+                "displayName": name,
+                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
+                "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
+            }})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    c
+}
+
+/// An instant flow: `Mine` adds a contact with the connection of whoever runs it (`dv-invoker`),
+/// `Theirs` one with the owner's (`sp-dataverse`).
+fn invoker_flow(invoker_connection: &str) -> Value {
+    let add = |connection: &str, prefix: &str| {
+        json!({"type": "OpenApiConnection", "inputs": {
+            "host": {"connectionName": connection, "operationId": "CreateRecord"},
+            "parameters": {"entityName": "contacts", "item/lastname": format!("{prefix}@{{triggerBody()?['name']}}")},
+        }})
+    };
+    let mut theirs = add("sp-dataverse", "owner-");
+    theirs["runAfter"] = json!({"Mine": ["Succeeded"]});
+    json!({
+        "name": "Add my contact",
+        "definition": {
+            "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {"type": "object"}}}},
+            "actions": {"Mine": add("dv-invoker", "mine-"), "Theirs": theirs},
+        },
+        "connectionReferences": {
+            "dv-invoker": {"runtimeSource": "invoker", "connection": {"name": invoker_connection}, "api": {"name": DV}},
+            "sp-dataverse": {"runtimeSource": "embedded", "connection": {"name": "sp-dataverse"}, "api": {"name": DV}},
+        },
+    })
+}
+
+async fn run_only_users_run_with_their_own_connections(backend: Backend) {
+    let fx = Fx::new(
+        backend,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer"],
+    )
+    .await;
+    let maker = member(&fx, "maker", &["Flow contact writer"]).await;
+    own_connection(&fx, &maker, "maker-dv", None).await;
+    let runner = member(&fx, "runner", &["Flow contact writer"]).await;
+    own_connection(&fx, &runner, "runner-dv", None).await;
+    let stranger = member(&fx, "stranger", &["Flow contact writer"]).await;
+    own_connection(&fx, &stranger, "stranger-dv", None).await;
+    let as_who = |who: &Member, method: Method, path: String, body: Option<Value>| {
+        let fx = &fx;
+        let token = who.token.clone();
+        async move { fx.app.call(&token, method, &path, body).await }
+    };
+
+    // Saving a flow with connections provided by run-only users needs Delegate.
+    let mut body = invoker_flow("maker-dv");
+    body["connectionReferences"]["sp-dataverse"]["connection"]["name"] = json!("maker-dv");
+    let (s, e) = as_who(&maker, Method::POST, fx.flows(), Some(body)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040220");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvActOnBehalfOfAnotherUser"),
+        "{e}"
+    );
+    // And an instant trigger.
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(json!({
+                "name": "automated",
+                "definition": crate::flows::dataverse_flow("account", 1, json!({}), crate::flows::add_contact("")),
+                "connectionReferences": {"sp-dataverse": {"runtimeSource": "invoker", "connection": {"name": "sp-dataverse"}}},
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("instant trigger"),
+        "{e}"
+    );
+
+    // The administrator holds Delegate.
+    let (s, f) = fx
+        .app
+        .graph(
+            Method::POST,
+            &fx.flows(),
+            Some(invoker_flow("sp-dataverse")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    assert_eq!(
+        f["connectionReferences"]["dv-invoker"]["runtimeSource"],
+        "invoker"
+    );
+    let flow = f["id"].as_str().unwrap().to_string();
+    let path = |rest: &str| format!("{}/{flow}{rest}", fx.flows());
+    let run_body =
+        |connection: &str| json!({"name": "Ada", "$connections": {"dv-invoker": connection}});
+
+    // Nobody but the owner may run it yet.
+    let (s, e) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(run_body("runner-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+
+    // The owner makes the runner a run-only user (once).
+    let grant = json!({"systemUserId": runner.user});
+    let (s, g) = fx
+        .app
+        .graph(Method::POST, &path("/runOnlyUsers"), Some(grant.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert_eq!(g["systemUserId"], runner.user.as_str());
+    let (s, _) = fx
+        .app
+        .graph(Method::POST, &path("/runOnlyUsers"), Some(grant))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = fx
+        .app
+        .graph(
+            Method::POST,
+            &path("/runOnlyUsers"),
+            Some(json!({"systemUserId": "00000000-0000-0000-0000-000000000042"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, l) = fx
+        .app
+        .graph(Method::GET, &path("/runOnlyUsers"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(l["value"].as_array().unwrap().len(), 1, "{l}");
+    // Run-only users may not read or change it.
+    let (s, e) = as_who(&runner, Method::GET, path(""), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(!e.to_string().contains("Mine"), "no definition: {e}");
+    let (s, e) = as_who(
+        &runner,
+        Method::PUT,
+        path(""),
+        Some(json!({"name": "mine now"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, e) = as_who(&runner, Method::GET, path("/runOnlyUsers"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+
+    // The runner supplies their own connection for the invoker reference.
+    let (s, e) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(json!({"name": "Ada"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dv-invoker"),
+        "{e}"
+    );
+    let (s, e) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(run_body("stranger-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not theirs: {e}");
+    let (s, r) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(run_body("runner-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let runs = fx.runs(&flow, 1).await;
+    let run = fx.run(&flow, &runs[0]).await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(
+        run["trigger"]["outputs"]["keyway"]["modifiedBy"],
+        runner.user.as_str()
+    );
+    assert_eq!(
+        run["trigger"]["outputs"]["body"],
+        json!({"name": "Ada"}),
+        "{run}"
+    );
+    let action = |name: &str| {
+        run["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (mine, theirs) = (action("Mine"), action("Theirs"));
+    assert_eq!(mine["connection"]["name"], "runner-dv", "{run}");
+    assert_eq!(mine["identity"]["systemUserId"], runner.user.as_str());
+    assert_eq!(mine["inputs"]["host"]["runtimeSource"], "invoker");
+    assert_eq!(theirs["connection"]["name"], "sp-dataverse", "{run}");
+    assert_eq!(theirs["identity"]["systemUserId"], fx.sp_user.as_str());
+    for (a, by) in [(&mine, &runner.user), (&theirs, &fx.sp_user)] {
+        let contact = a["outputs"]["body"]["contactid"].as_str().unwrap();
+        let (_, _, c) = fx
+            .web(
+                &fx.admin,
+                Method::GET,
+                &format!("contacts({contact})"),
+                None,
+            )
+            .await;
+        assert_eq!(c["_createdby_value"], by.as_str(), "{c}");
+    }
+
+    // The owner's own run; the runner sees only theirs, without its actions.
+    let (s, r) = fx
+        .app
+        .graph(Method::POST, &path("/run"), Some(run_body("sp-dataverse")))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let owner_run = r["id"].as_str().unwrap().to_string();
+    fx.runs(&flow, 2).await;
+    let (s, mine) = as_who(&runner, Method::GET, path("/runs"), None).await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    let mine = mine["value"].as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["id"], runs[0]["id"]);
+    let own = format!("/runs/{}", runs[0]["id"].as_str().unwrap());
+    let (s, r) = as_who(&runner, Method::GET, path(&own), None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert!(r["actions"].is_null(), "{r}");
+    let (s, _) = as_who(
+        &runner,
+        Method::GET,
+        path(&format!("/runs/{owner_run}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Someone who is not a run-only user cannot run it.
+    let (s, e) = as_who(
+        &stranger,
+        Method::POST,
+        path("/run"),
+        Some(run_body("stranger-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+
+    // A connection to another environment is refused for a run-only user's connection: at save
+    // when the flow is saved with one, at run time when the runner brings one.
+    let (prod, _, _) = fx.app.environment("prod").await;
+    let prod_url = prod["url"].as_str().unwrap();
+    own_connection(&fx, &runner, "runner-prod", Some(prod_url)).await;
+    let (s, r) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(run_body("runner-prod")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let runs = fx.runs(&flow, 3).await;
+    let run = fx.run(&flow, &runs[0]).await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(
+        run["actions"][0]["error"]["code"], "InvokerConnectionNotSupported",
+        "{run}"
+    );
+    let admin_prod = fx
+        .app
+        .secret_token(
+            &fx.app.profile.client_id.to_string(),
+            &fx.app.profile.client_secret,
+            "https://api.powerplatform.com/.default",
+        )
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = Member {
+        token: admin_prod,
+        user: String::new(),
+        client_id: fx.app.profile.client_id.to_string(),
+        secret: fx.app.profile.client_secret.clone(),
+    };
+    own_connection(&fx, &admin, "admin-prod", Some(prod_url)).await;
+    let mut cross = invoker_flow("admin-prod");
+    cross["name"] = json!("cross");
+    let (s, e) = fx.app.graph(Method::POST, &fx.flows(), Some(cross)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another environment"),
+        "{e}"
+    );
+
+    // Revoked: the runner may run it no more.
+    let (s, _) = fx
+        .app
+        .graph(
+            Method::DELETE,
+            &path(&format!("/runOnlyUsers/{}", runner.user)),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, e) = as_who(
+        &runner,
+        Method::POST,
+        path("/run"),
+        Some(run_body("runner-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
     fx.app.stop().await;
 }
