@@ -573,7 +573,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // Someone who is not a run-only user cannot run it.
+    // Someone who is not a run-only user cannot run it, until a team of theirs may.
     let (s, e) = as_who(
         &stranger,
         Method::POST,
@@ -582,6 +582,52 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let (_, _, who) = fx.web(&fx.admin, Method::GET, "WhoAmI", None).await;
+    let team = fx
+        .create(
+            &fx.admin,
+            "teams",
+            json!({"name": "Runners", "teamtype": 0, "businessunitid@odata.bind": format!("/businessunits({})", who["BusinessUnitId"].as_str().unwrap())}),
+        )
+        .await;
+    let (s, _, b) = fx
+        .web(
+            &fx.admin,
+            Method::POST,
+            &format!("teams({team})/Microsoft.Dynamics.CRM.AddMembersTeam"),
+            Some(json!({"Members": [{"systemuserid": stranger.user}]})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, g) = fx
+        .app
+        .graph(
+            Method::POST,
+            &path("/runOnlyUsers"),
+            Some(json!({"teamId": team})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert_eq!(g["type"], "team");
+    let (s, r) = as_who(
+        &stranger,
+        Method::POST,
+        path("/run"),
+        Some(run_body("stranger-dv")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "through the team: {r}");
+    let runs = fx.runs(&flow, 3).await;
+    let run = fx.run(&flow, &runs[0]).await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(
+        run["actions"][0]["connection"]["name"], "stranger-dv",
+        "{run}"
+    );
+    assert_eq!(
+        run["actions"][0]["identity"]["systemUserId"],
+        stranger.user.as_str()
+    );
 
     // A connection to another environment is refused for a run-only user's connection: at save
     // when the flow is saved with one, at run time when the runner brings one.
@@ -596,7 +642,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-    let runs = fx.runs(&flow, 3).await;
+    let runs = fx.runs(&flow, 4).await;
     let run = fx.run(&flow, &runs[0]).await;
     assert_eq!(run["status"], "Failed", "{run}");
     assert_eq!(
