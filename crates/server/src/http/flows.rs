@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// A refused flows request, with the request it belongs to.
 pub struct FlowsError(Box<(FlowError, RequestContext)>);
 
-fn fe(e: FlowError, ctx: &RequestContext) -> FlowsError {
+pub(crate) fn fe(e: FlowError, ctx: &RequestContext) -> FlowsError {
     FlowsError(Box::new((e, ctx.clone())))
 }
 
@@ -74,7 +74,7 @@ impl IntoResponse for FlowsError {
 
 type FResult = Result<Response, FlowsError>;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     v.strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))

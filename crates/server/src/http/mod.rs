@@ -8,6 +8,7 @@ pub mod flowservice;
 pub mod graph;
 pub mod identity;
 pub mod ops;
+pub mod solutions;
 pub mod webapi;
 pub mod webapi_annotations;
 pub mod webapi_batch;
@@ -163,6 +164,30 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1.0/environments/{id}/flows/{flow}/runOnlyUsers/{principal}",
             delete(flows::run_only_remove),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions",
+            get(solutions::solutions_list).post(solutions::solutions_create),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions/import",
+            post(solutions::solution_import),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions/{name}",
+            get(solutions::solution_get),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions/{name}/components",
+            post(solutions::components_add),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions/{name}/components/remove",
+            post(solutions::components_remove),
+        )
+        .route(
+            "/v1.0/environments/{id}/solutions/{name}/export",
+            post(solutions::solution_export),
         )
         .route(
             "/v1.0/environments",

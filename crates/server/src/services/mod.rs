@@ -28,6 +28,7 @@ pub mod recurrence;
 pub mod roles;
 pub mod sharing;
 pub mod signing;
+pub mod solutions;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

@@ -12,7 +12,10 @@ use crate::flows::{Fx, WRITER, add_contact, dataverse_flow};
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(references_bind_flows_to_connections);
+on_both_backends!(
+    references_bind_flows_to_connections,
+    settings_file_round_trip_dev_test_prod
+);
 
 pub const DV_ID: &str = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps";
 pub const REF: &str = "pfx_sharedcommondataserviceforapps_abc";
@@ -202,4 +205,403 @@ async fn references_bind_flows_to_connections(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     fx.app.stop().await;
+}
+
+/// One environment of the pipeline: its id, Web API, administrator token.
+struct Stage {
+    name: &'static str,
+    id: String,
+    web: String,
+    admin: String,
+}
+
+impl Stage {
+    async fn new(app: &TestApp, name: &'static str) -> Stage {
+        let (env, api, admin) = app.environment(name).await;
+        Stage {
+            name,
+            id: env["id"].as_str().unwrap().to_string(),
+            web: api,
+            admin,
+        }
+    }
+
+    fn api<'a>(&self, app: &'a TestApp) -> WebApi<'a> {
+        WebApi {
+            http: &app.http,
+            api: self.web.clone(),
+        }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/v1.0/environments/{}/{rest}", self.id)
+    }
+
+    /// The service principal as an application user holding `role`; its system user id.
+    async fn app_user(&self, app: &TestApp, app_id: &str, role: &str) -> String {
+        let (s, u) = app
+            .graph(
+                Method::POST,
+                &self.path("addAppUser"),
+                Some(json!({"servicePrincipalAppId": app_id, "roles": [role]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        u["systemuserid"].as_str().unwrap().to_string()
+    }
+
+    /// The environment's own Dataverse connection `sp-<stage>`, made with the service
+    /// principal's secret (seed 002 step 5).
+    async fn connection(&self, app: &TestApp, app_id: &str, secret: &str) -> String {
+        let (s, t) = app
+            .secret_token(
+                &app.profile.client_id.to_string(),
+                &app.profile.client_secret,
+                "https://api.powerplatform.com/.default",
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        let name = format!("sp-{}", self.name);
+        let (s, c) = app
+            .call(
+                t["access_token"].as_str().unwrap(),
+                Method::PUT,
+                &format!("/connectivity/connectors/{KEY}/connections/{name}?api-version=1"),
+                Some(json!({"properties": {
+                    "displayName": format!("Dataverse in {}", self.name),
+                    "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", self.id), "name": self.id},
+                    "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": {
+                        "token:clientId": {"value": app_id},
+                        "token:clientSecret": {"value": secret},
+                        "token:TenantId": {"value": app.tenant()},
+                        "token:grantType": {"value": "client_credentials"},
+                    }},
+                }})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+        name
+    }
+
+    async fn import(
+        &self,
+        app: &TestApp,
+        archive: &Value,
+        settings: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut body = json!({"solution": archive});
+        if let Some(s) = settings {
+            body["settings"] = s;
+        }
+        app.graph(Method::POST, &self.path("solutions/import"), Some(body))
+            .await
+    }
+
+    async fn flows(&self, app: &TestApp) -> Vec<Value> {
+        let (s, f) = app.graph(Method::GET, &self.path("flows"), None).await;
+        assert_eq!(s, StatusCode::OK, "{f}");
+        f["value"].as_array().unwrap().clone()
+    }
+
+    /// Wait for the flow's one run to end; it with its actions.
+    async fn one_run(&self, app: &TestApp, flow: &str) -> Value {
+        let runs = self.path(&format!("flows/{flow}/runs"));
+        for _ in 0..400 {
+            let (s, r) = app.graph(Method::GET, &runs, None).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            if let Some(run) = r["value"].as_array().unwrap().first()
+                && !matches!(run["status"].as_str(), Some("Queued" | "Running"))
+            {
+                assert_eq!(r["value"].as_array().unwrap().len(), 1, "{r}");
+                let (s, run) = app
+                    .graph(
+                        Method::GET,
+                        &format!("{runs}/{}", run["id"].as_str().unwrap()),
+                        None,
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{run}");
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no run of {flow} in {}", self.name);
+    }
+}
+
+/// What the environment holds of the solution's kinds, to show an import changed nothing.
+async fn holdings(app: &TestApp, st: &Stage) -> Value {
+    let web = st.api(app);
+    let mut out = json!({});
+    for set in [
+        "connectionreferences",
+        "environmentvariabledefinitions",
+        "environmentvariablevalues",
+    ] {
+        out[set] = web.ok(&st.admin, Method::GET, set, None).await["value"].clone();
+    }
+    out["flows"] = json!(st.flows(app).await);
+    let (s, l) = app.graph(Method::GET, &st.path("solutions"), None).await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    out["solutions"] = l["value"].clone();
+    let (s, r) = app.graph(Method::GET, &st.path("roles"), None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    out["roles"] = r;
+    out
+}
+
+async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Seed 002 steps 1–2: one app registration and secret, the service identity everywhere.
+    let (oid, app_id) = app.create_app("D365-App-Registration", json!({})).await;
+    let secret = app
+        .add_secret(
+            &oid,
+            json!({"passwordCredential": {"displayName": "D365AppSecret"}}),
+        )
+        .await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // DEV: a least-privilege role, the application user, its connection, a reference bound to
+    // it, a variable, and seed 002's flow naming the reference.
+    let dev = Stage::new(&app, "dev").await;
+    let (s, r) = app
+        .graph(
+            Method::POST,
+            &dev.path("roles"),
+            Some(json!({"name": "Flow contact writer", "privileges": WRITER})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    dev.app_user(&app, &app_id, "Flow contact writer").await;
+    let dev_conn = dev.connection(&app, &app_id, &secret).await;
+    let web = dev.api(&app);
+    web.create(
+        &dev.admin,
+        "connectionreferences",
+        json!({"connectionreferencelogicalname": REF, "connectionreferencedisplayname": "Dataverse", "connectorid": DV_ID, "connectionid": dev_conn}),
+    )
+    .await;
+    let var = web
+        .create(
+            &dev.admin,
+            "environmentvariabledefinitions",
+            json!({"schemaname": "pfx_Greeting", "displayname": "Greeting", "type": 100000000, "defaultvalue": "Hello"}),
+        )
+        .await;
+    web.create(
+        &dev.admin,
+        "environmentvariablevalues",
+        json!({"schemaname": "pfx_Greeting", "value": "dev-only value", "environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({var})")}),
+    )
+    .await;
+    let (s, f) = app
+        .graph(
+            Method::POST,
+            &dev.path("flows"),
+            Some(json!({"name": "Account to contact", "definition": flow_naming(KEY), "connectionReferences": references()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    assert_eq!(f["state"], "on");
+
+    // The solution: the flow (its reference comes along), the role and the variable.
+    let (s, sol) = app
+        .graph(
+            Method::POST,
+            &dev.path("solutions"),
+            Some(json!({"uniqueName": "ContosoFlows", "friendlyName": "Contoso flows", "publisherPrefix": "pfx"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{sol}");
+    assert_eq!(sol["version"], "1.0.0.0");
+    for (kind, name) in [
+        ("flow", "Account to contact"),
+        ("role", "Flow contact writer"),
+        ("environmentvariable", "pfx_Greeting"),
+    ] {
+        let (s, r) = app
+            .graph(
+                Method::POST,
+                &dev.path("solutions/ContosoFlows/components"),
+                Some(json!({"type": kind, "name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+    }
+    let (s, e) = app
+        .graph(
+            Method::POST,
+            &dev.path("solutions/ContosoFlows/components"),
+            Some(json!({"type": "table", "name": "account"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "InvalidComponent");
+    let (s, archive) = app
+        .graph(
+            Method::POST,
+            &dev.path("solutions/ContosoFlows/export"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{archive}");
+    assert_eq!(archive["format"], "keyway-solution/1");
+    assert_eq!(
+        archive["solution"]["version"], "1.0.0.1",
+        "bumped on export"
+    );
+    assert_eq!(archive["connectionReferences"][0]["logicalName"], REF);
+    assert_eq!(archive["connectionReferences"][0]["connectorId"], DV_ID);
+    assert_eq!(archive["flows"][0]["state"], "on");
+    assert_eq!(archive["roles"][0]["name"], "Flow contact writer");
+    assert_eq!(archive["environmentVariables"][0]["defaultValue"], "Hello");
+    let text = archive.to_string();
+    assert!(
+        !text.contains("dev-only value") && !text.contains(&dev_conn) && !text.contains(&secret),
+        "no current value, DEV connection or secret in the archive: {archive}"
+    );
+    let (s, shown) = app
+        .graph(Method::GET, &dev.path("solutions/ContosoFlows"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    assert_eq!(shown["version"], "1.0.0.1");
+
+    // create-settings: pac's shape exactly, connections and values empty.
+    let parsed = keyway_core::solutions::Archive::parse(&archive).unwrap();
+    let template = keyway_core::solutions::settings_template(&parsed);
+    assert_eq!(
+        serde_json::to_string(&template).unwrap(),
+        format!(
+            r#"{{"EnvironmentVariables":[{{"SchemaName":"pfx_Greeting","Value":""}}],"ConnectionReferences":[{{"LogicalName":"{REF}","ConnectionId":"","ConnectorId":"{DV_ID}"}}]}}"#
+        )
+    );
+
+    let mut connection_ids = Vec::new();
+    for name in ["test", "prod"] {
+        let st = Stage::new(&app, name).await;
+        let filled = |conn: &str| {
+            let mut s = serde_json::to_value(&template).unwrap();
+            s["ConnectionReferences"][0]["ConnectionId"] = json!(conn);
+            s["EnvironmentVariables"][0]["Value"] = json!(format!("{name} value"));
+            s
+        };
+        // A bad settings file changes nothing: a connection this environment lacks (DEV's, or
+        // its own before it exists), a reference the solution does not hold.
+        let before = holdings(&app, &st).await;
+        for bad in [
+            filled(&dev_conn),
+            filled(&format!("sp-{name}")),
+            json!({"ConnectionReferences": [{"LogicalName": "pfx_other", "ConnectionId": "x", "ConnectorId": DV_ID}]}),
+            json!({"EnvironmentVariables": "none"}),
+        ] {
+            let (s, e) = st.import(&app, &archive, Some(bad.clone())).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+            assert_eq!(e["error"]["code"], "InvalidSettingsFile", "{e}");
+        }
+        assert_eq!(holdings(&app, &st).await, before, "nothing changed");
+
+        // Without settings: imported, the flow off and its unbound reference listed.
+        let (s, report) = st.import(&app, &archive, None).await;
+        assert_eq!(s, StatusCode::OK, "{report}");
+        let flow = &report["flows"][0];
+        assert_eq!(flow["state"], "off", "{report}");
+        assert_eq!(flow["sourceState"], "on");
+        assert_eq!(
+            flow["missingConnectionReferences"][0]["logicalName"], REF,
+            "{report}"
+        );
+        assert_eq!(
+            flow["missingConnectionReferences"][0]["code"],
+            "ConnectionReferenceNotBound"
+        );
+        let flow_id = flow["id"].as_str().unwrap().to_string();
+        assert_eq!(st.flows(&app).await[0]["state"], "off");
+
+        // The role came with the solution: the application user gets it, then its connection.
+        let sp_user = st.app_user(&app, &app_id, "Flow contact writer").await;
+        let conn = st.connection(&app, &app_id, &secret).await;
+        let (s, report) = st.import(&app, &archive, Some(filled(&conn))).await;
+        assert_eq!(s, StatusCode::OK, "{report}");
+        assert_eq!(report["flows"][0]["state"], "on", "{report}");
+        assert_eq!(
+            report["flows"][0]["id"],
+            flow_id.as_str(),
+            "upgraded in place"
+        );
+        assert_eq!(report["flows"][0]["missingConnectionReferences"], json!([]));
+        assert_eq!(report["solution"]["version"], "1.0.0.1");
+        let web = st.api(&app);
+        let refs = web
+            .ok(&st.admin, Method::GET, "connectionreferences", None)
+            .await;
+        assert_eq!(refs["value"][0]["connectionid"], conn.as_str(), "{refs}");
+        let values = web
+            .ok(&st.admin, Method::GET, "environmentvariablevalues", None)
+            .await;
+        assert_eq!(
+            values["value"][0]["value"],
+            format!("{name} value"),
+            "{values}"
+        );
+
+        // An account in this environment: the flow runs with this environment's connection.
+        web.create(
+            &st.admin,
+            "accounts",
+            json!({"name": format!("Fabrikam {name}")}),
+        )
+        .await;
+        let run = st.one_run(&app, &flow_id).await;
+        assert_eq!(run["status"], "Succeeded", "{run}");
+        let action = &run["actions"][0];
+        assert_eq!(action["connection"]["name"], conn.as_str(), "{run}");
+        assert_eq!(
+            action["identity"]["systemUserId"],
+            sp_user.as_str(),
+            "{run}"
+        );
+        connection_ids.push(action["connection"]["id"].as_str().unwrap().to_string());
+        let contacts = web
+            .ok(
+                &st.admin,
+                Method::GET,
+                "contacts?$select=lastname,_createdby_value",
+                None,
+            )
+            .await;
+        assert_eq!(contacts["value"][0]["lastname"], format!("Fabrikam {name}"));
+        assert_eq!(contacts["value"][0]["_createdby_value"], sp_user.as_str());
+    }
+    assert_ne!(
+        connection_ids[0], connection_ids[1],
+        "TEST's and PROD's own connections"
+    );
+
+    // A newer export upgrades; the older archive no longer imports over it.
+    let (s, newer) = app
+        .graph(
+            Method::POST,
+            &dev.path("solutions/ContosoFlows/export"),
+            Some(json!({"version": "1.1.0.0"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{newer}");
+    let prod = Stage {
+        name: "prod",
+        id: "prod".into(),
+        web: String::new(),
+        admin: String::new(),
+    };
+    let (s, r) = prod.import(&app, &newer, None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["flows"][0]["state"], "on", "still bound: {r}");
+    assert_eq!(r["solution"]["version"], "1.1.0.0");
+    let (s, e) = prod.import(&app, &archive, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "SolutionConflict");
+    app.stop().await;
 }
