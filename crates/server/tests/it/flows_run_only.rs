@@ -12,7 +12,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     expired_connections_run_on_in_their_own_environment,
-    run_only_users_run_with_their_own_connections
+    run_only_users_run_with_their_own_connections,
+    a_revoked_sign_in_runs_on_as_its_user
 );
 
 /// A manual flow whose one action adds a contact through `connection`.
@@ -698,5 +699,133 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    fx.app.stop().await;
+}
+
+/// A person's sign-in connection (a refresh token): revoked sign-in sessions do not stop the
+/// flow's actions in its own environment, which run on as the person until their account is
+/// disabled.
+async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
+    use crate::refresh_tokens::{public_client, rt, sign_in, user};
+    let fx = Fx::new(backend, &[("Flow contact writer", WRITER)], &[]).await;
+    let (erin_id, erin) = user(&fx.app, "erin").await;
+    let client = public_client(&fx.app, "cli").await;
+    let (s, su) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/addUser", fx.env_id),
+            Some(json!({"userId": erin_id})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{su}");
+    let sid = su["systemuserid"].as_str().unwrap().to_string();
+    let (_, roles) = fx
+        .app
+        .graph(
+            Method::GET,
+            &format!("/v1.0/environments/{}/roles", fx.env_id),
+            None,
+        )
+        .await;
+    let role = roles["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Flow contact writer")
+        .unwrap()["roleid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, r) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/roles/{role}/assign", fx.env_id),
+            Some(json!({"systemUserId": sid})),
+        )
+        .await;
+    assert!(s.is_success(), "{r}");
+    let url = fx.api.trim_end_matches("/api/data/v9.2");
+    let (s, t) = sign_in(
+        &fx.app,
+        &client,
+        &erin,
+        &format!("{url}/.default offline_access"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let (_, platform) = fx
+        .app
+        .secret_token(
+            &fx.app.profile.client_id.to_string(),
+            &fx.app.profile.client_secret,
+            "https://api.powerplatform.com/.default",
+        )
+        .await;
+    let (s, c) = fx
+        .app
+        .call(
+            platform["access_token"].as_str().unwrap(),
+            Method::PUT,
+            &format!("/connectivity/connectors/{DV}/connections/erin-dv?api-version=1"),
+            Some(json!({"properties": {
+                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
+                "connectionParametersSet": {"name": "OAuthSignIn", "values": {
+                    "token:refreshToken": {"value": rt(&t)},
+                    "token:clientId": {"value": client},
+                    "token:TenantId": {"value": fx.app.tenant()},
+                }},
+            }})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    let flow = fx.flow("as erin", add_contact_by_hand("erin-dv")).await;
+    let run = run_by_hand(&fx, &flow, 1, "Signed in").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(run["actions"][0]["identity"]["systemUserId"], sid.as_str());
+
+    // Erin's sign-in sessions are revoked; an hour on, no cached token is left either.
+    let (s, _) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/users/{erin_id}/revokeSignInSessions"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    fx.app.clock.advance(time::Duration::minutes(56));
+    let run = run_by_hand(&fx, &flow, 2, "Revoked").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let action = &run["actions"][0];
+    assert_eq!(action["inputs"]["host"]["credential"], "expired", "{run}");
+    assert_eq!(action["inputs"]["host"]["credentialError"], "AADSTS50173");
+    assert_eq!(action["identity"]["systemUserId"], sid.as_str());
+    let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
+    let (_, _, c) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("contacts({contact})"),
+            None,
+        )
+        .await;
+    assert_eq!(c["_createdby_value"], sid.as_str(), "{c}");
+
+    // A disabled account gets no token.
+    let (s, b) = fx
+        .app
+        .graph(
+            Method::PATCH,
+            &format!("/v1.0/users/{erin_id}"),
+            Some(json!({"accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let run = run_by_hand(&fx, &flow, 3, "Disabled").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["actions"][0]["error"]["code"], "AADSTS50057", "{run}");
     fx.app.stop().await;
 }

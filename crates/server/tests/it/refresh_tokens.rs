@@ -22,7 +22,7 @@ const PASSWORD: &str = "correct horse battery";
 const GRAPH: &str = "https://graph.microsoft.com/.default";
 
 /// A member of the server's tenant: (object id, user principal name).
-async fn user(app: &TestApp, alias: &str) -> (String, String) {
+pub(crate) async fn user(app: &TestApp, alias: &str) -> (String, String) {
     let upn = format!("{alias}@keyway.local");
     let (s, u) = app
         .graph(
@@ -36,13 +36,18 @@ async fn user(app: &TestApp, alias: &str) -> (String, String) {
 }
 
 /// A public client application (with its service principal): its appId.
-async fn public_client(app: &TestApp, name: &str) -> String {
+pub(crate) async fn public_client(app: &TestApp, name: &str) -> String {
     app.create_app(name, json!({"isFallbackPublicClient": true}))
         .await
         .1
 }
 
-async fn sign_in(app: &TestApp, client: &str, upn: &str, scope: &str) -> (StatusCode, Value) {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    client: &str,
+    upn: &str,
+    scope: &str,
+) -> (StatusCode, Value) {
     app.token(&[
         ("grant_type", "password"),
         ("client_id", client),
@@ -64,7 +69,7 @@ async fn refresh(app: &TestApp, client: &str, rt: &str, scope: &str) -> (StatusC
     .await
 }
 
-fn rt(v: &Value) -> String {
+pub(crate) fn rt(v: &Value) -> String {
     v["refresh_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no refresh token in {v}"))
