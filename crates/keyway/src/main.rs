@@ -96,6 +96,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::flow::FlowCommand,
     },
+    /// Solutions: export one environment's components, import them into another (ALM).
+    Solution {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: commands::solution::SolutionCommand,
+    },
     /// Flow Service organizations and their sandboxes.
     Flowservice {
         #[command(flatten)]
@@ -159,6 +166,9 @@ fn main() -> std::process::ExitCode {
             Command::Env { global, command } => commands::env::run(&global, command).await,
             Command::Audit { global, command } => commands::audit::run(&global, command).await,
             Command::Flow { global, command } => commands::flow::run(&global, command).await,
+            Command::Solution { global, command } => {
+                commands::solution::run(&global, command).await
+            }
             Command::Flowservice { global, command } => {
                 commands::flowservice::run(&global, command).await
             }

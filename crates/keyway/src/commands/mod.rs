@@ -7,6 +7,7 @@ pub mod env;
 pub mod flow;
 pub mod flowservice;
 pub mod keys;
+pub mod solution;
 pub mod sp;
 pub mod tenant;
 pub mod token;
