@@ -58,3 +58,40 @@ pub async fn execute_raw(url: &str, sql: &str) -> Result<u64, StoreError> {
     };
     db.execute(sql, vec![]).await
 }
+
+/// Make an environment as it was before built-in table `logical_name` existed: its metadata, SQL
+/// table and privileges gone (to prove a server start adds it back).
+pub async fn forget_builtin_table(
+    store: &crate::SqlStore,
+    env: &keyway_core::environment::Environment,
+    logical_name: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.db.begin().await?;
+    for sql in [
+        "DELETE FROM dv_attributes WHERE environment_id = $1 AND entity = $2",
+        "DELETE FROM dv_entities WHERE environment_id = $1 AND logical_name = $2",
+    ] {
+        tx.execute(sql, vec![env.id.into(), logical_name.into()])
+            .await?;
+    }
+    let privileges: Vec<crate::sql::Value> = keyway_core::dataverse::security::ALL_ACCESS
+        .iter()
+        .map(|a| a.privilege(logical_name).into())
+        .collect();
+    for p in privileges {
+        tx.execute(
+            "DELETE FROM dv_role_privileges WHERE environment_id = $1 AND privilege = $2",
+            vec![env.id.into(), p],
+        )
+        .await?;
+    }
+    tx.execute(
+        &format!(
+            "DROP TABLE {}",
+            crate::sql::ident(&format!("dv{}_{logical_name}", env.number))
+        ),
+        vec![],
+    )
+    .await?;
+    tx.commit().await
+}

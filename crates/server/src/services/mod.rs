@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod outbound;
 pub mod principals;
 pub mod records;
+pub mod reference_binding;
 pub mod recurrence;
 pub mod roles;
 pub mod sharing;

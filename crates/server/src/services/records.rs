@@ -388,6 +388,7 @@ pub async fn create_many(
     check_create(state, caller, entity).await?;
     let mut owned = Vec::with_capacity(records.len());
     for mut r in records {
+        super::reference_binding::check(state, caller, entity, None, &r).await?;
         prepare_owner(state, caller, entity, &mut r).await?;
         owned.push(r);
     }
@@ -419,6 +420,7 @@ pub async fn prepare_create<'a>(
     record: Record,
 ) -> Result<Prepared<'a>> {
     check_create(state, caller, entity).await?;
+    super::reference_binding::check(state, caller, entity, None, &record).await?;
     let mut record = record;
     prepare_owner(state, caller, entity, &mut record).await?;
     let (id, record) = stamp_new(state, caller, entity, record);
@@ -437,6 +439,7 @@ pub async fn prepare_update<'a>(
     mut set: Record,
     expected_version: Option<i64>,
 ) -> Result<Prepared<'a>> {
+    super::reference_binding::check(state, caller, entity, Some(id), &set).await?;
     let assign = prepare_owner(state, caller, entity, &mut set).await?;
     // Setting only the owner is an Assign, which Dataverse checks without Write.
     let only_owner = set

@@ -14,7 +14,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     references_bind_flows_to_connections,
-    settings_file_round_trip_dev_test_prod
+    settings_file_round_trip_dev_test_prod,
+    environments_made_before_get_the_new_tables
 );
 
 pub const DV_ID: &str = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps";
@@ -82,6 +83,51 @@ async fn references_bind_flows_to_connections(backend: Backend) {
     assert_eq!(listed["value"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["value"][0]["connectorid"], DV_ID);
     assert!(listed["value"][0]["connectionid"].is_null(), "{listed}");
+
+    // Binding picks the connection flows run with: only to a connection of the environment, of
+    // the reference's connector, that the one binding it owns or may use.
+    let (maker, _) = fx.app_user("maker", &["System Customizer"]).await;
+    for (conn, status, code) in [
+        ("sp-dataverse", StatusCode::FORBIDDEN, "0x80040220"),
+        ("nope", StatusCode::BAD_REQUEST, "0x80060888"),
+    ] {
+        let (s, e, _) = web
+            .call(
+                &maker,
+                Method::POST,
+                "connectionreferences",
+                Some(json!({"connectionreferencelogicalname": "pfx_mine", "connectorid": DV_ID, "connectionid": conn})),
+            )
+            .await;
+        assert_eq!(s, status, "{e}");
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(conn),
+            "{e}"
+        );
+        let (s, e, _) = web
+            .call(
+                &maker,
+                Method::PATCH,
+                &format!("connectionreferences({reference})"),
+                Some(json!({"connectionid": conn})),
+            )
+            .await;
+        assert_eq!(s, status, "{e}");
+    }
+    let (s, e, _) = web
+        .call(
+            &fx.admin,
+            Method::POST,
+            "connectionreferences",
+            Some(json!({"connectionreferencelogicalname": "pfx_office", "connectorid": "/providers/Microsoft.PowerApps/apis/shared_office365", "connectionid": "sp-dataverse"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "another connector's connection: {e}"
+    );
 
     // Unbound: the flow is refused on, and saved off.
     let body = |state: &str| json!({"name": "Account to contact", "definition": flow_naming(KEY), "connectionReferences": references(), "state": state});
@@ -603,5 +649,89 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
     let (s, e) = prod.import(&app, &archive, None).await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["error"]["code"], "SolutionConflict");
+    app.stop().await;
+}
+
+/// An environment made before connection references and environment variables existed gets
+/// their tables, and the built-in roles their privileges, when the server starts.
+async fn environments_made_before_get_the_new_tables(backend: Backend) {
+    use keyway_store::EnvironmentStore;
+    let app = spawn_app(backend).await;
+    app.environment("old").await;
+    let store = app.state_store();
+    let env = store.environment_by_name("old").await.unwrap().unwrap();
+    for t in [
+        "environmentvariablevalue",
+        "environmentvariabledefinition",
+        "connectionreference",
+    ] {
+        keyway_store::testing::forget_builtin_table(&store, &env, t)
+            .await
+            .unwrap();
+    }
+    let tables = store.environment_tables(env.id).await.unwrap();
+    assert!(
+        !tables
+            .iter()
+            .any(|t| t.logical_name == "connectionreference")
+    );
+    drop(store);
+
+    let app = app.restart().await;
+    // A new port: the environment's URL and the administrator's token for it again.
+    let url = format!("{}/env/old", app.base);
+    let (st, t) = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("{url}/.default"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    let admin = t["access_token"].as_str().unwrap().to_string();
+    let web = WebApi {
+        http: &app.http,
+        api: format!("{url}/api/data/v9.2"),
+    };
+    let listed = web
+        .ok(&admin, Method::GET, "connectionreferences", None)
+        .await;
+    assert_eq!(listed["value"], json!([]));
+    web.create(
+        &admin,
+        "connectionreferences",
+        json!({"connectionreferencelogicalname": REF, "connectorid": DV_ID}),
+    )
+    .await;
+    let (s, e, _) = web
+        .call(
+            &admin,
+            Method::POST,
+            "connectionreferences",
+            Some(json!({"connectionreferencelogicalname": REF, "connectorid": DV_ID})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::PRECONDITION_FAILED,
+        "still one per logical name: {e}"
+    );
+    web.create(
+        &admin,
+        "environmentvariabledefinitions",
+        json!({"schemaname": "pfx_Var", "type": 100000000}),
+    )
+    .await;
+    // A second start changes nothing.
+    let app = app.restart().await;
+    let store = app.state_store();
+    let tables = store.environment_tables(env.id).await.unwrap();
+    assert_eq!(
+        tables
+            .iter()
+            .filter(|t| t.logical_name == "connectionreference")
+            .count(),
+        1
+    );
     app.stop().await;
 }
