@@ -140,6 +140,16 @@ pub struct RunRow {
     pub error: Option<(String, String)>,
 }
 
+/// How a run ended, as its worker writes it, with the records of its actions not written yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub error: Option<(String, String)>,
+    pub actions: Vec<ActionRow>,
+    pub at: OffsetDateTime,
+}
+
 /// One action's outcome in a run's history (inputs and outputs already redacted).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionRow {
@@ -392,7 +402,18 @@ pub trait FlowStore: Send + Sync {
         worker: &str,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<Option<RunRow>, StoreError>;
+    ) -> Result<Option<RunRow>, StoreError> {
+        Ok(self.runs_claim(worker, now, lease, 1).await?.pop())
+    }
+    /// Claim up to `limit` due runs in one transaction (expired leases first, then queued runs
+    /// oldest first), so a busy worker pays one commit for several runs.
+    async fn runs_claim(
+        &self,
+        worker: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, StoreError>;
     /// Extend the lease of a run this worker holds (`RowMissing` if it holds it no more).
     async fn run_renew(
         &self,
@@ -406,6 +427,16 @@ pub trait FlowStore: Send + Sync {
         id: Uuid,
         worker: &str,
         action: &ActionRow,
+    ) -> Result<(), StoreError> {
+        self.run_actions_record(id, worker, std::slice::from_ref(action))
+            .await
+    }
+    /// Record several actions' outcomes in one transaction, as `run_action` does each.
+    async fn run_actions_record(
+        &self,
+        id: Uuid,
+        worker: &str,
+        actions: &[ActionRow],
     ) -> Result<(), StoreError>;
     /// End a run this worker holds.
     async fn run_finish(
@@ -415,7 +446,23 @@ pub trait FlowStore: Send + Sync {
         status: RunStatus,
         error: Option<(String, String)>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let end = RunEnd {
+            id,
+            status,
+            error,
+            actions: Vec::new(),
+            at: now,
+        };
+        match self.runs_end(worker, &[end]).await?.first() {
+            Some(true) => Ok(()),
+            _ => Err(StoreError::RowMissing),
+        }
+    }
+    /// End several runs this worker holds, each with its unwritten action records, in one
+    /// transaction (a group commit); for each, whether it was ended (false: the worker holds it
+    /// no more, and nothing of it was written).
+    async fn runs_end(&self, worker: &str, ends: &[RunEnd]) -> Result<Vec<bool>, StoreError>;
     /// Give a run back to the queue, due at `not_before` (a retry with back-off).
     async fn run_retry(
         &self,
@@ -473,6 +520,40 @@ async fn held(tx: &mut dyn Tx, id: Uuid, worker: &str) -> Result<(), StoreError>
         Some(r) if r.text(0)? == "Running" && r.opt_text(1)?.as_deref() == Some(worker) => Ok(()),
         _ => Err(StoreError::RowMissing),
     }
+}
+
+/// Write actions' outcomes, each replacing an earlier attempt's record of the same action.
+async fn record_actions(
+    tx: &mut dyn Tx,
+    id: Uuid,
+    actions: &[ActionRow],
+) -> Result<(), StoreError> {
+    for a in actions {
+        tx.execute(
+            "DELETE FROM flow_run_actions WHERE run_id = $1 AND name = $2",
+            vec![id.into(), a.name.clone().into()],
+        )
+        .await?;
+        let (code, message) = a.error.clone().unzip();
+        tx.execute(
+            "INSERT INTO flow_run_actions (run_id, name, status, inputs, outputs, connection_id, identity, error_code, error_message, started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            vec![
+                id.into(),
+                a.name.clone().into(),
+                a.status.clone().into(),
+                a.inputs.to_string().into(),
+                a.outputs.to_string().into(),
+                a.connection_id.into(),
+                a.identity.clone().into(),
+                code.into(),
+                message.into(),
+                a.started_at.into(),
+                a.ended_at.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -585,43 +666,85 @@ impl FlowStore for SqlStore {
         Ok(id)
     }
 
-    async fn run_claim(
+    async fn runs_claim(
         &self,
         worker: &str,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<Option<RunRow>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let limit = limit.clamp(1, 500);
+        // Two index range scans (`status, not_before`), never a sort of the whole queue: runs
+        // whose worker died, then due runs in the order they fell due.
+        let picks = [
+            "SELECT id FROM flow_runs WHERE status = 'Running' AND lease_until < $1",
+            "SELECT id FROM flow_runs WHERE status = 'Queued' AND not_before <= $1 ORDER BY not_before",
+        ];
+        // A look without the write lock first: a worker woken for nothing takes no writer's turn.
+        let mut due = false;
+        for pick in picks {
+            let found = self
+                .db
+                .fetch(&format!("{pick} LIMIT 1"), vec![now.into()])
+                .await?;
+            if !found.is_empty() {
+                due = true;
+                break;
+            }
+        }
+        if !due {
+            return Ok(Vec::new());
+        }
         let mut tx = self.db.begin().await?;
-        // Due runs, oldest first; on PostgreSQL other workers skip the row this one locked.
-        let pick = match self.db.dialect() {
-            Dialect::Postgres => {
-                "SELECT id FROM flow_runs WHERE (status = 'Queued' AND not_before <= $1) OR (status = 'Running' AND lease_until < $1) ORDER BY not_before, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            }
-            Dialect::Sqlite => {
-                "SELECT id FROM flow_runs WHERE (status = 'Queued' AND not_before <= $1) OR (status = 'Running' AND lease_until < $1) ORDER BY not_before, id LIMIT 1"
-            }
+        // On PostgreSQL other workers skip the rows this one locked; SQLite's single writer
+        // serializes claims.
+        let lock = match self.db.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
         };
-        let picked = tx.fetch(pick, vec![now.into()]).await?;
-        let Some(row) = picked.first() else {
-            return Ok(None);
-        };
-        let id = row.uuid(0)?;
+        let mut ids = Vec::new();
+        for pick in picks {
+            let left = limit - ids.len();
+            if left == 0 {
+                break;
+            }
+            for r in tx
+                .fetch(&format!("{pick} LIMIT {left}{lock}"), vec![now.into()])
+                .await?
+            {
+                ids.push(r.uuid(0)?);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (0..ids.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut args: Vec<Value> = vec![worker.into(), (now + lease).into(), now.into()];
+        args.extend(ids.iter().map(|id| Value::from(*id)));
         tx.execute(
-            "UPDATE flow_runs SET status = 'Running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, started_at = COALESCE(started_at, $4) WHERE id = $1",
-            vec![id.into(), worker.into(), (now + lease).into(), now.into()],
+            &format!("UPDATE flow_runs SET status = 'Running', lease_owner = $1, lease_until = $2, attempt = attempt + 1, started_at = COALESCE(started_at, $3) WHERE id IN ({list})"),
+            args,
         )
         .await?;
-        let run = tx
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut runs = tx
             .fetch(
-                &format!("SELECT {RUN_COLS} FROM flow_runs WHERE id = $1"),
-                vec![id.into()],
+                &format!("SELECT {RUN_COLS} FROM flow_runs WHERE id IN ({list})"),
+                ids.iter().map(|id| Value::from(*id)).collect(),
             )
             .await?
-            .first()
+            .iter()
             .map(run_from)
-            .transpose()?;
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
-        Ok(run)
+        runs.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+        Ok(runs)
     }
 
     async fn run_renew(
@@ -640,52 +763,41 @@ impl FlowStore for SqlStore {
         tx.commit().await
     }
 
-    async fn run_action(&self, id: Uuid, worker: &str, a: &ActionRow) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        held(&mut *tx, id, worker).await?;
-        tx.execute(
-            "DELETE FROM flow_run_actions WHERE run_id = $1 AND name = $2",
-            vec![id.into(), a.name.clone().into()],
-        )
-        .await?;
-        let (code, message) = a.error.clone().unzip();
-        tx.execute(
-            "INSERT INTO flow_run_actions (run_id, name, status, inputs, outputs, connection_id, identity, error_code, error_message, started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            vec![
-                id.into(),
-                a.name.clone().into(),
-                a.status.clone().into(),
-                a.inputs.to_string().into(),
-                a.outputs.to_string().into(),
-                a.connection_id.into(),
-                a.identity.clone().into(),
-                code.into(),
-                message.into(),
-                a.started_at.into(),
-                a.ended_at.into(),
-            ],
-        )
-        .await?;
-        tx.commit().await
-    }
-
-    async fn run_finish(
+    async fn run_actions_record(
         &self,
         id: Uuid,
         worker: &str,
-        status: RunStatus,
-        error: Option<(String, String)>,
-        now: OffsetDateTime,
+        actions: &[ActionRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         held(&mut *tx, id, worker).await?;
-        let (code, message) = error.unzip();
-        tx.execute(
-            "UPDATE flow_runs SET status = $2, ended_at = $3, lease_owner = NULL, lease_until = NULL, error_code = $4, error_message = $5 WHERE id = $1",
-            vec![id.into(), status.name().into(), now.into(), code.into(), message.into()],
-        )
-        .await?;
+        record_actions(&mut *tx, id, actions).await?;
         tx.commit().await
+    }
+
+    async fn runs_end(&self, worker: &str, ends: &[RunEnd]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut ended = Vec::with_capacity(ends.len());
+        for e in ends {
+            match held(&mut *tx, e.id, worker).await {
+                Ok(()) => {}
+                Err(StoreError::RowMissing) => {
+                    ended.push(false);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            }
+            record_actions(&mut *tx, e.id, &e.actions).await?;
+            let (code, message) = e.error.clone().unzip();
+            tx.execute(
+                "UPDATE flow_runs SET status = $2, ended_at = $3, lease_owner = NULL, lease_until = NULL, error_code = $4, error_message = $5 WHERE id = $1",
+                vec![e.id.into(), e.status.name().into(), e.at.into(), code.into(), message.into()],
+            )
+            .await?;
+            ended.push(true);
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn run_retry(

@@ -30,7 +30,9 @@ pub use directory::{AssertionUse, ClientRecord, DirectoryStore, StoredSigningKey
 pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUserKey};
 pub use error::StoreError;
 pub use flow_run_only::{RunOnlyGrant, RunOnlyStore};
-pub use flows::{ActionRow, FlowRow, FlowStore, RowChange, RunRow, RunStatus, ScheduledFlow};
+pub use flows::{
+    ActionRow, FlowRow, FlowStore, RowChange, RunEnd, RunRow, RunStatus, ScheduledFlow,
+};
 pub use flowservice::{FlowOrganization, FlowSandbox, FlowServiceStore, PROD_SANDBOX};
 pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
 pub use refresh_tokens::{RefreshState, RefreshTokenStore, Rotation, StoredRefreshToken};

@@ -624,7 +624,9 @@ async fn story(store: Arc<SqlStore>) {
 
     flows_story(&store, &dev, &tables, me.id).await;
     flow_schedule_story(&store, &dev).await;
+    flow_run_batch_story(&store, &dev).await;
     flow_run_only_story(&store, &dev).await;
+    connection_proof_story(&store, &dev).await;
 }
 
 /// Row changes queue the runs of the flows they trigger, in their own transaction; workers claim
@@ -865,6 +867,120 @@ async fn flows_story(
     );
 }
 
+/// A busy worker claims several runs in one transaction, each once, runs whose worker died
+/// first, then due runs oldest first; their ends are written together with the action records
+/// not written yet, and a run the worker holds no more is left as it is.
+async fn flow_run_batch_story(store: &Arc<SqlStore>, dev: &keyway_core::environment::Environment) {
+    use keyway_store::{ActionRow, FlowStore, RunEnd, RunRow, RunStatus};
+    let ids = |runs: &[RunRow]| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    let end = |id, status| RunEnd {
+        id,
+        status,
+        error: None,
+        actions: vec![],
+        at: NOW,
+    };
+    let lease = Duration::seconds(30);
+    let at = NOW + Duration::days(30);
+    // What earlier stories left due is ended first.
+    let left = store.runs_claim("sweeper", at, lease, 500).await.unwrap();
+    let swept: Vec<_> = left
+        .iter()
+        .map(|r| end(r.id, RunStatus::Cancelled))
+        .collect();
+    let ended = store.runs_end("sweeper", &swept).await.unwrap();
+    assert!(ended.len() == left.len() && ended.iter().all(|e| *e));
+
+    let flow = store.flow_list(dev.id).await.unwrap().remove(0);
+    let mut queued = Vec::new();
+    for i in 0..5 {
+        let due = at - Duration::seconds(10 - i);
+        let outputs = serde_json::json!({ "i": i });
+        queued.push(
+            store
+                .run_queue(flow.id, dev.id, &outputs, due)
+                .await
+                .unwrap(),
+        );
+    }
+    let first = store.runs_claim("worker-a", at, lease, 3).await.unwrap();
+    assert_eq!(ids(&first), queued[..3], "oldest first");
+    assert!(first.iter().all(|r| r.status == RunStatus::Running
+        && r.attempt == 1
+        && r.lease_owner.as_deref() == Some("worker-a")));
+    let rest = store.runs_claim("worker-b", at, lease, 10).await.unwrap();
+    assert_eq!(ids(&rest), queued[3..]);
+    assert!(
+        store
+            .runs_claim("worker-c", at, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // worker-a's ends in one transaction, one with its last action.
+    let action = ActionRow {
+        name: "Add_a_new_row".into(),
+        status: "Succeeded".into(),
+        inputs: serde_json::json!({"item": {"lastname": "x"}}),
+        outputs: serde_json::json!({"statusCode": 201}),
+        connection_id: None,
+        identity: None,
+        error: None,
+        started_at: at,
+        ended_at: at,
+    };
+    let mut with_action = end(queued[0], RunStatus::Succeeded);
+    with_action.actions = vec![action.clone()];
+    let mut failed = end(queued[1], RunStatus::Failed);
+    failed.error = Some(("ActionFailed".into(), "no".into()));
+    let ends = [with_action, failed, end(queued[2], RunStatus::Succeeded)];
+    assert_eq!(
+        store.runs_end("worker-a", &ends).await.unwrap(),
+        vec![true, true, true]
+    );
+    // worker-b dies: once its lease is over its runs come before a run queued earlier than that.
+    let late = at + lease + Duration::seconds(1);
+    let waiting = store
+        .run_queue(flow.id, dev.id, &serde_json::json!({}), at)
+        .await
+        .unwrap();
+    let taken = store.runs_claim("worker-c", late, lease, 2).await.unwrap();
+    assert_eq!(ids(&taken), queued[3..]);
+    assert!(taken.iter().all(|r| r.attempt == 2));
+    let next = store.runs_claim("worker-c", late, lease, 2).await.unwrap();
+    assert_eq!(ids(&next), vec![waiting]);
+
+    // worker-b's end is refused, its action record too: its runs are worker-c's now.
+    let mut stale = end(queued[3], RunStatus::Succeeded);
+    stale.actions = vec![action.clone()];
+    assert_eq!(
+        store.runs_end("worker-b", &[stale]).await.unwrap(),
+        vec![false]
+    );
+    assert_eq!(store.run_actions(queued[0]).await.unwrap(), vec![action]);
+    let run = |id| async move { store.run_get(id).await.unwrap().unwrap() };
+    assert_eq!(run(queued[0]).await.status, RunStatus::Succeeded);
+    let f = run(queued[1]).await;
+    assert_eq!(
+        (f.status, f.error),
+        (
+            RunStatus::Failed,
+            Some(("ActionFailed".into(), "no".into()))
+        )
+    );
+    assert_eq!(run(queued[3]).await.status, RunStatus::Running);
+    assert!(store.run_actions(queued[3]).await.unwrap().is_empty());
+    let mine: Vec<_> = [queued[3], queued[4], waiting]
+        .into_iter()
+        .map(|id| end(id, RunStatus::Succeeded))
+        .collect();
+    assert_eq!(
+        store.runs_end("worker-c", &mine).await.unwrap(),
+        vec![true; 3]
+    );
+}
+
 /// Recurrence ticks: a flow's schedule is set as of a version; a tick moves the next occurrence
 /// on by compare-and-set and queues its run with the occurrence's id unless that run exists, so
 /// two processes reading the same due tick queue it once; a flow turned off fires no more.
@@ -1079,4 +1195,96 @@ async fn flow_run_only_story(store: &Arc<SqlStore>, dev: &keyway_core::environme
         store.run_only_list(flow.id).await.unwrap().is_empty(),
         "grants go with their flow"
     );
+}
+
+/// A connection's proof (whom its credential signed in as) is recorded only for the version it
+/// was proven at: an edit that drops it is not undone by a token the old credential got.
+async fn connection_proof_story(
+    store: &Arc<SqlStore>,
+    dev: &keyway_core::environment::Environment,
+) {
+    use keyway_core::connections::{Api, Connection, Identity, Proof, Status};
+    use keyway_store::{ConnectionEvent, ConnectionStore, SecretChanges};
+    let event = |id| ConnectionEvent {
+        id: Uuid::new_v4(),
+        connection_id: id,
+        at: NOW,
+        kind: "test".into(),
+        caller: "contract".into(),
+        acting_as: None,
+        purpose: "proof".into(),
+    };
+    let me = Identity {
+        id: Uuid::new_v4(),
+        kind: "ServicePrincipal".into(),
+        display_name: "maker".into(),
+        tenant_id: dev.tenant_id,
+    };
+    let mut c = Connection {
+        id: Uuid::new_v4(),
+        api: Api::PowerPlatform,
+        scope: dev.id.to_string(),
+        name: "proof".into(),
+        tenant_id: dev.tenant_id,
+        connector: "shared_commondataserviceforapps".into(),
+        parameter_set: "ServicePrincipalOauth".into(),
+        display_name: "proof".into(),
+        description: String::new(),
+        public_values: serde_json::Map::new(),
+        secret_fields: vec![],
+        created_by: me.clone(),
+        modified_by: me,
+        run_owner: None,
+        status: Status::Unknown,
+        tested_at: None,
+        expires_at: None,
+        created_at: NOW,
+        modified_at: NOW,
+        version: 0,
+        proof: None,
+    };
+    store
+        .connection_create(&c, &[], &event(c.id))
+        .await
+        .unwrap();
+    let proof_of = |id| {
+        let store = store.clone();
+        async move { store.connection_get(id).await.unwrap().unwrap().proof }
+    };
+    assert_eq!(proof_of(c.id).await, None);
+    let first = Proof {
+        identity: Uuid::new_v4(),
+        at: NOW,
+    };
+    assert!(store.connection_prove(c.id, 0, &first).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // Proven for a version it is not at: nothing changes.
+    let other = Proof {
+        identity: Uuid::new_v4(),
+        at: NOW + Duration::minutes(1),
+    };
+    assert!(!store.connection_prove(c.id, 7, &other).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // An edit that keeps the credential keeps the proof.
+    c.display_name = "renamed".into();
+    c.version = 1;
+    c.proof = Some(first);
+    store
+        .connection_update(&c, 0, &SecretChanges::default(), &event(c.id))
+        .await
+        .unwrap();
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // A new credential drops it, and a token the old one got cannot bring it back.
+    c.version = 2;
+    c.proof = None;
+    store
+        .connection_update(&c, 1, &SecretChanges::default(), &event(c.id))
+        .await
+        .unwrap();
+    assert_eq!(proof_of(c.id).await, None);
+    assert!(!store.connection_prove(c.id, 1, &first).await.unwrap());
+    assert_eq!(proof_of(c.id).await, None);
+    assert!(store.connection_prove(c.id, 2, &other).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(other));
+    store.connection_delete(c.id, &event(c.id)).await.unwrap();
 }

@@ -19,11 +19,12 @@ use keyway_core::flows::{
     RunStatus, Scope, TerminateStatus, TriggerKind, TriggerScope,
 };
 use keyway_store::{
-    ActionRow, EnvironmentStore, FlowRow, FlowStore, RunRow, RunStatus as RunState, StoreError,
-    SystemUserKey,
+    ActionRow, EnvironmentStore, FlowRow, FlowStore, RunEnd, RunRow, RunStatus as RunState,
+    StoreError, SystemUserKey,
 };
 use serde_json::{Value, json};
 use time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::flow_actions::{self, ActionEnv, Done, Step};
@@ -33,42 +34,95 @@ use crate::state::AppState;
 pub const LEASE: Duration = Duration::seconds(12);
 /// Claims after which a transient failure fails the run instead of retrying it.
 pub const MAX_ATTEMPTS: i64 = 6;
-/// Concurrent run loops per server process.
-const LOOPS: usize = 4;
+/// Runs executing at once per server process (their actions mostly wait on I/O).
+const CONCURRENCY: usize = 32;
+/// Runs claimed in one transaction at most.
+const CLAIM_BATCH: usize = 16;
+/// Run ends written in one transaction at most.
+const END_BATCH: usize = 64;
 const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub fn spawn(state: AppState) {
     let node = Uuid::new_v4().simple().to_string();
-    for i in 0..LOOPS {
-        let worker = format!("{}-{}-{i}", std::process::id(), &node[..8]);
-        tokio::spawn(work(state.clone(), worker));
-    }
+    let worker: Arc<str> = format!("{}-{}", std::process::id(), &node[..8]).into();
+    let (ends, finished) = mpsc::channel(CONCURRENCY);
+    tokio::spawn(finisher(state.clone(), worker.clone(), finished));
+    tokio::spawn(work(state, worker, ends));
 }
 
-async fn work(state: AppState, worker: String) {
+/// A run's end on its way to the store, and who waits for it to be written.
+type Ending = (RunEnd, oneshot::Sender<Result<bool, StoreError>>);
+
+/// Claim runs as slots free up, a batch per transaction, and execute each in a task of its own.
+async fn work(state: AppState, worker: Arc<str>, ends: mpsc::Sender<Ending>) {
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut pause = BUSY_POLL;
     loop {
-        match state
-            .store
-            .run_claim(&worker, state.clock.now(), LEASE)
-            .await
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH
+            && let Ok(p) = slots.clone().try_acquire_owned()
         {
-            Ok(Some(run)) => {
+            permits.push(p);
+        }
+        let claimed = state
+            .store
+            .runs_claim(&worker, state.clock.now(), LEASE, permits.len())
+            .await;
+        match claimed {
+            Ok(runs) if !runs.is_empty() => {
                 pause = BUSY_POLL;
-                // More may be waiting: let another loop look while this one runs.
-                state.flow_wake.notify_one();
-                execute(&state, &worker, run).await;
+                let drained = runs.len() < permits.len();
+                for (run, permit) in runs.into_iter().zip(permits) {
+                    let (state, worker, ends) = (state.clone(), worker.clone(), ends.clone());
+                    tokio::spawn(async move {
+                        execute(&state, &worker, run, &ends).await;
+                        drop(permit);
+                    });
+                }
+                if drained {
+                    // Nothing more was due: wait for the next commit that queues a run.
+                    tokio::select! {
+                        _ = state.flow_wake.notified() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
             }
-            Ok(None) => {
+            Ok(_) => {
+                drop(permits);
                 tokio::select! {
                     _ = state.flow_wake.notified() => pause = BUSY_POLL,
                     _ = tokio::time::sleep(pause) => pause = (pause * 2).min(IDLE_POLL),
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "claiming a flow run failed");
+                drop(permits);
+                tracing::warn!(error = %e, "claiming flow runs failed");
                 tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+}
+
+/// Write run ends as they come, all that are waiting in one transaction (a group commit: the
+/// writes of many runs share one durable commit instead of paying one each).
+async fn finisher(state: AppState, worker: Arc<str>, mut finished: mpsc::Receiver<Ending>) {
+    let mut batch = Vec::with_capacity(END_BATCH);
+    while finished.recv_many(&mut batch, END_BATCH).await > 0 {
+        let (ends, waiting): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        match state.store.runs_end(&worker, &ends).await {
+            Ok(ended) => {
+                for (tx, ok) in waiting.into_iter().zip(ended) {
+                    let _ = tx.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                for tx in waiting {
+                    let _ = tx.send(Err(e.clone()));
+                }
             }
         }
     }
@@ -94,7 +148,7 @@ impl From<StoreError> for Halt {
 }
 
 /// Execute a claimed run to its end (or hand it back).
-pub async fn execute(state: &AppState, worker: &str, run: RunRow) {
+async fn execute(state: &AppState, worker: &str, run: RunRow, ends: &mpsc::Sender<Ending>) {
     let lost = Arc::new(AtomicBool::new(false));
     let heartbeat = tokio::spawn(renew(
         state.clone(),
@@ -102,41 +156,77 @@ pub async fn execute(state: &AppState, worker: &str, run: RunRow) {
         run.id,
         lost.clone(),
     ));
-    let outcome = run_to_end(state, worker, &run, &lost).await;
+    let mut pending = Vec::new();
+    let outcome = run_to_end(state, worker, &run, &lost, &mut pending).await;
     heartbeat.abort();
     let now = state.clock.now();
+    let end = |status, error, actions| RunEnd {
+        id: run.id,
+        status,
+        error,
+        actions,
+        at: now,
+    };
     let written = match outcome {
-        Ok((status, error)) => {
-            state
-                .store
-                .run_finish(run.id, worker, status, error, now)
-                .await
+        Ok((status, error)) | Err(Halt::End(status, error)) => {
+            finish(state, worker, ends, end(status, error, pending)).await
         }
         Err(Halt::Lost) => Ok(()),
-        Err(Halt::End(status, error)) => {
-            state
-                .store
-                .run_finish(run.id, worker, status, error, now)
-                .await
-        }
         Err(Halt::Retry(code, message)) if run.attempt >= MAX_ATTEMPTS => {
             let message = format!("{message} (gave up after {} attempts)", run.attempt);
-            state
-                .store
-                .run_finish(run.id, worker, RunState::Failed, Some((code, message)), now)
-                .await
+            let failed = end(RunState::Failed, Some((code, message)), pending);
+            finish(state, worker, ends, failed).await
         }
         Err(Halt::Retry(code, message)) => {
             let wait = Duration::seconds(1 << (run.attempt - 1).clamp(0, 6));
-            state
-                .store
-                .run_retry(run.id, worker, now + wait, (code, message))
-                .await
+            // What did run is recorded first, so the retry does not do it again.
+            let recorded = if pending.is_empty() {
+                Ok(())
+            } else {
+                state
+                    .store
+                    .run_actions_record(run.id, worker, &pending)
+                    .await
+            };
+            match recorded {
+                Ok(()) => {
+                    state
+                        .store
+                        .run_retry(run.id, worker, now + wait, (code, message))
+                        .await
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     match written {
         Ok(()) | Err(StoreError::RowMissing) => {}
         Err(e) => tracing::warn!(run = %run.id, error = %e, "recording a flow run's end failed"),
+    }
+}
+
+/// Write a run's end through the finisher (with other runs' ends), waiting until it is durable.
+async fn finish(
+    state: &AppState,
+    worker: &str,
+    ends: &mpsc::Sender<Ending>,
+    end: RunEnd,
+) -> Result<(), StoreError> {
+    let (tx, rx) = oneshot::channel();
+    let ended = match ends.send((end, tx)).await {
+        Ok(()) => rx
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Database("the run finisher stopped".into()))),
+        // No finisher (the runtime is shutting down): write it alone.
+        Err(mpsc::error::SendError((end, _))) => state
+            .store
+            .runs_end(worker, std::slice::from_ref(&end))
+            .await
+            .map(|e| e.first() == Some(&true)),
+    };
+    match ended? {
+        true => Ok(()),
+        false => Err(StoreError::RowMissing),
     }
 }
 
@@ -169,6 +259,7 @@ async fn run_to_end(
     worker: &str,
     run: &RunRow,
     lost: &Arc<AtomicBool>,
+    pending: &mut Vec<ActionRow>,
 ) -> Result<(RunState, Option<(String, String)>), Halt> {
     // A deleted flow or environment takes its runs with it.
     let Some(flow) = state.store.flow_get(run.flow_id).await? else {
@@ -245,6 +336,7 @@ async fn run_to_end(
         ctx,
         errors,
         lost: lost.clone(),
+        pending,
     };
     let statuses = engine.scope(&def.actions).await?;
     Ok(match unhandled_failure(&def.actions, &statuses) {
@@ -374,6 +466,10 @@ struct Engine<'a> {
     ctx: RecordedRun,
     errors: BTreeMap<String, (String, String)>,
     lost: Arc<AtomicBool>,
+    /// Action records not written yet: written before the next action that reaches outside
+    /// the run starts, and with the run's end, so a resumed run never repeats an effect it
+    /// recorded, and a run pays one commit for its last action and its end.
+    pending: &'a mut Vec<ActionRow>,
 }
 
 type Boxed<'s, T> = Pin<Box<dyn Future<Output = T> + Send + 's>>;
@@ -400,7 +496,7 @@ impl<'a> Engine<'a> {
                             ..Done::ok(Value::Null, Value::Null)
                         };
                         let now = self.actions.state.clock.now();
-                        self.record(&action.name, skipped, now).await?;
+                        self.record(&action.name, skipped, now);
                         RunStatus::Skipped
                     }
                 };
@@ -413,6 +509,9 @@ impl<'a> Engine<'a> {
     async fn run_action(&mut self, action: &keyway_core::flows::Action) -> Result<RunStatus, Halt> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(Halt::Lost);
+        }
+        if matches!(action.kind, ActionKind::Dataverse(_) | ActionKind::Http(_)) {
+            self.flush().await?;
         }
         let started = self.actions.state.clock.now();
         let ctx = &self.ctx;
@@ -464,8 +563,7 @@ impl<'a> Engine<'a> {
                     ),
                 };
                 let inputs = json!({"runStatus": status.name(), "runError": error.as_ref().map(|(c, m)| json!({"code": c, "message": m}))});
-                self.record(&action.name, Done::ok(inputs, Value::Null), started)
-                    .await?;
+                self.record(&action.name, Done::ok(inputs, Value::Null), started);
                 return Err(Halt::End(status, error));
             }
             ActionKind::Dataverse(op) => {
@@ -485,17 +583,26 @@ impl<'a> Engine<'a> {
             ),
         };
         let status = done.status;
-        self.record(&action.name, done, started).await?;
+        self.record(&action.name, done, started);
         Ok(status)
     }
 
-    /// Record an action's outcome (the store refuses once the run is cancelled or taken over).
-    async fn record(
-        &mut self,
-        name: &str,
-        done: Done,
-        started: time::OffsetDateTime,
-    ) -> Result<(), Halt> {
+    /// Write the pending action records (the store refuses once the run is cancelled or taken
+    /// over).
+    async fn flush(&mut self) -> Result<(), Halt> {
+        if !self.pending.is_empty() {
+            let run = self.actions.run.id;
+            let store = &self.actions.state.store;
+            store
+                .run_actions_record(run, self.worker, self.pending)
+                .await?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Record an action's outcome (written by `flush` or with the run's end).
+    fn record(&mut self, name: &str, done: Done, started: time::OffsetDateTime) {
         let now = self.actions.state.clock.now();
         let row = ActionRow {
             name: name.to_string(),
@@ -508,16 +615,11 @@ impl<'a> Engine<'a> {
             started_at: started,
             ended_at: now,
         };
-        self.actions
-            .state
-            .store
-            .run_action(self.actions.run.id, self.worker, &row)
-            .await?;
+        self.pending.push(row);
         if let Some(e) = done.error {
             self.errors.insert(name.to_string(), e);
         }
         self.ctx.record(name, done.status, done.outputs);
-        Ok(())
     }
 }
 
