@@ -1195,4 +1195,3 @@ async fn flow_run_only_story(store: &Arc<SqlStore>, dev: &keyway_core::environme
         "grants go with their flow"
     );
 }
-
