@@ -1,7 +1,7 @@
 //! Connections, their sealed secrets, who they are shared with, and the events of their use —
 //! each change one transaction.
 
-use keyway_core::connections::{Api, Connection, Identity, Status};
+use keyway_core::connections::{Api, Connection, Identity, Proof, Status};
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -90,6 +90,15 @@ pub trait ConnectionStore: Send + Sync {
         event: &ConnectionEvent,
     ) -> Result<(), StoreError>;
     async fn connection_delete(&self, id: Uuid, event: &ConnectionEvent) -> Result<(), StoreError>;
+    /// Record that the connection's credential, as of `version`, signed in as `proof.identity`
+    /// (no version bump). `false` when the connection changed meanwhile: a credential edited
+    /// since must prove itself again.
+    async fn connection_prove(
+        &self,
+        id: Uuid,
+        version: i64,
+        proof: &Proof,
+    ) -> Result<bool, StoreError>;
     /// Replace one sealed secret if it still holds `expected_old` (a credential the authority
     /// rotated, such as a refresh token), with `event`; no version bump: nobody edited the
     /// connection. `false` when another writer replaced it first.
@@ -134,7 +143,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<Vec<Connection>, StoreError>;
 }
 
-const COLS: &str = "id, api, scope, name, tenant_id, environment_id, connector, parameter_set, display_name, description, public_values, created_by, modified_by, run_owner, status, status_code, status_message, tested_at, expires_at, created_at, modified_at, version";
+const COLS: &str = "id, api, scope, name, tenant_id, environment_id, connector, parameter_set, display_name, description, public_values, created_by, modified_by, run_owner, status, status_code, status_message, tested_at, expires_at, created_at, modified_at, version, proven_identity, proven_at";
 
 fn identity_json(i: &Identity) -> String {
     json!({"id": i.id, "kind": i.kind, "displayName": i.display_name, "tenantId": i.tenant_id})
@@ -207,6 +216,10 @@ fn row_to(r: &Row) -> Result<Connection, StoreError> {
         created_at: r.time(19)?,
         modified_at: r.time(20)?,
         version: r.int(21)?,
+        proof: match (r.opt_uuid(22)?, r.opt_time(23)?) {
+            (Some(identity), Some(at)) => Some(Proof { identity, at }),
+            _ => None,
+        },
     })
 }
 
@@ -285,7 +298,7 @@ impl ConnectionStore for SqlStore {
             )));
         }
         tx.execute(
-            &format!("INSERT INTO connections ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"),
+            &format!("INSERT INTO connections ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"),
             vec![
                 c.id.into(),
                 c.api.name().into(),
@@ -309,6 +322,8 @@ impl ConnectionStore for SqlStore {
                 c.created_at.into(),
                 c.modified_at.into(),
                 c.version.into(),
+                c.proof.map(|p| p.identity).into(),
+                c.proof.map(|p| p.at).into(),
             ],
         )
         .await?;
@@ -387,7 +402,7 @@ impl ConnectionStore for SqlStore {
         let (status, code, message) = status_parts(&c.status);
         let n = tx
             .execute(
-                "UPDATE connections SET display_name = $1, description = $2, public_values = $3, modified_by = $4, run_owner = $5, status = $6, status_code = $7, status_message = $8, tested_at = $9, expires_at = $10, modified_at = $11, version = $12, parameter_set = $13 WHERE id = $14 AND version = $15",
+                "UPDATE connections SET display_name = $1, description = $2, public_values = $3, modified_by = $4, run_owner = $5, status = $6, status_code = $7, status_message = $8, tested_at = $9, expires_at = $10, modified_at = $11, version = $12, parameter_set = $13, proven_identity = $14, proven_at = $15 WHERE id = $16 AND version = $17",
                 vec![
                     c.display_name.clone().into(),
                     c.description.clone().into(),
@@ -402,6 +417,8 @@ impl ConnectionStore for SqlStore {
                     c.modified_at.into(),
                     c.version.into(),
                     c.parameter_set.clone().into(),
+                    c.proof.map(|p| p.identity).into(),
+                    c.proof.map(|p| p.at).into(),
                     c.id.into(),
                     expected_version.into(),
                 ],
@@ -458,6 +475,27 @@ impl ConnectionStore for SqlStore {
         }
         append_event(&mut *tx, event).await?;
         tx.commit().await
+    }
+
+    async fn connection_prove(
+        &self,
+        id: Uuid,
+        version: i64,
+        proof: &Proof,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .db
+            .execute(
+                "UPDATE connections SET proven_identity = $1, proven_at = $2 WHERE id = $3 AND version = $4",
+                vec![
+                    proof.identity.into(),
+                    proof.at.into(),
+                    id.into(),
+                    version.into(),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     async fn connection_secret_replace(

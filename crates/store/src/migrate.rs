@@ -88,6 +88,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "flow schedules",
         include_str!("migrations/sqlite/0017_flow_schedules.sql"),
     ),
+    (
+        18,
+        "connection proof",
+        include_str!("migrations/sqlite/0018_connection_proof.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -169,6 +174,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         17,
         "flow schedules",
         include_str!("migrations/postgres/0017_flow_schedules.sql"),
+    ),
+    (
+        18,
+        "connection proof",
+        include_str!("migrations/postgres/0018_connection_proof.sql"),
     ),
 ];
 

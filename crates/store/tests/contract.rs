@@ -626,6 +626,7 @@ async fn story(store: Arc<SqlStore>) {
     flow_schedule_story(&store, &dev).await;
     flow_run_batch_story(&store, &dev).await;
     flow_run_only_story(&store, &dev).await;
+    connection_proof_story(&store, &dev).await;
 }
 
 /// Row changes queue the runs of the flows they trigger, in their own transaction; workers claim
@@ -1194,4 +1195,96 @@ async fn flow_run_only_story(store: &Arc<SqlStore>, dev: &keyway_core::environme
         store.run_only_list(flow.id).await.unwrap().is_empty(),
         "grants go with their flow"
     );
+}
+
+/// A connection's proof (whom its credential signed in as) is recorded only for the version it
+/// was proven at: an edit that drops it is not undone by a token the old credential got.
+async fn connection_proof_story(
+    store: &Arc<SqlStore>,
+    dev: &keyway_core::environment::Environment,
+) {
+    use keyway_core::connections::{Api, Connection, Identity, Proof, Status};
+    use keyway_store::{ConnectionEvent, ConnectionStore, SecretChanges};
+    let event = |id| ConnectionEvent {
+        id: Uuid::new_v4(),
+        connection_id: id,
+        at: NOW,
+        kind: "test".into(),
+        caller: "contract".into(),
+        acting_as: None,
+        purpose: "proof".into(),
+    };
+    let me = Identity {
+        id: Uuid::new_v4(),
+        kind: "ServicePrincipal".into(),
+        display_name: "maker".into(),
+        tenant_id: dev.tenant_id,
+    };
+    let mut c = Connection {
+        id: Uuid::new_v4(),
+        api: Api::PowerPlatform,
+        scope: dev.id.to_string(),
+        name: "proof".into(),
+        tenant_id: dev.tenant_id,
+        connector: "shared_commondataserviceforapps".into(),
+        parameter_set: "ServicePrincipalOauth".into(),
+        display_name: "proof".into(),
+        description: String::new(),
+        public_values: serde_json::Map::new(),
+        secret_fields: vec![],
+        created_by: me.clone(),
+        modified_by: me,
+        run_owner: None,
+        status: Status::Unknown,
+        tested_at: None,
+        expires_at: None,
+        created_at: NOW,
+        modified_at: NOW,
+        version: 0,
+        proof: None,
+    };
+    store
+        .connection_create(&c, &[], &event(c.id))
+        .await
+        .unwrap();
+    let proof_of = |id| {
+        let store = store.clone();
+        async move { store.connection_get(id).await.unwrap().unwrap().proof }
+    };
+    assert_eq!(proof_of(c.id).await, None);
+    let first = Proof {
+        identity: Uuid::new_v4(),
+        at: NOW,
+    };
+    assert!(store.connection_prove(c.id, 0, &first).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // Proven for a version it is not at: nothing changes.
+    let other = Proof {
+        identity: Uuid::new_v4(),
+        at: NOW + Duration::minutes(1),
+    };
+    assert!(!store.connection_prove(c.id, 7, &other).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // An edit that keeps the credential keeps the proof.
+    c.display_name = "renamed".into();
+    c.version = 1;
+    c.proof = Some(first);
+    store
+        .connection_update(&c, 0, &SecretChanges::default(), &event(c.id))
+        .await
+        .unwrap();
+    assert_eq!(proof_of(c.id).await, Some(first));
+    // A new credential drops it, and a token the old one got cannot bring it back.
+    c.version = 2;
+    c.proof = None;
+    store
+        .connection_update(&c, 1, &SecretChanges::default(), &event(c.id))
+        .await
+        .unwrap();
+    assert_eq!(proof_of(c.id).await, None);
+    assert!(!store.connection_prove(c.id, 1, &first).await.unwrap());
+    assert_eq!(proof_of(c.id).await, None);
+    assert!(store.connection_prove(c.id, 2, &other).await.unwrap());
+    assert_eq!(proof_of(c.id).await, Some(other));
+    store.connection_delete(c.id, &event(c.id)).await.unwrap();
 }

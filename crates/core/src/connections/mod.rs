@@ -10,6 +10,6 @@ pub mod values;
 
 pub use catalog::{AuthKind, Connector, ParameterSet, SharingPolicy, connector, connectors};
 pub use error::ConnectionError;
-pub use model::{Api, Connection, Identity, Status};
+pub use model::{Api, Connection, Identity, Proof, Status};
 pub use permissions::{PrincipalKind, Role, ShareRefused, may_share};
 pub use values::{Checked, MASK, ValueError};

@@ -94,6 +94,17 @@ pub struct Connection {
     pub modified_at: OffsetDateTime,
     /// Bumped by every change; the etag.
     pub version: i64,
+    /// Whom its own credential has proven to sign in as, since that credential was last set.
+    pub proof: Option<Proof>,
+}
+
+/// A connection's credential signed in as `identity` (the object id of a token Keyway signed for
+/// it) at `at`. Only a proven identity may act for a connection whose credential lapsed: what the
+/// parameters merely name (a client id, a username) proves nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proof {
+    pub identity: Uuid,
+    pub at: OffsetDateTime,
 }
 
 impl Connection {

@@ -351,11 +351,42 @@ pub async fn token_with(
         )));
     };
     let token = Zeroizing::new(token.to_string());
+    prove(state, c, &token).await?;
     let lifetime = body["expires_in"].as_i64().unwrap_or(300).clamp(1, 86_400);
     state
         .connection_tokens
         .put(key, token.clone(), now, now + Duration::seconds(lifetime));
     Ok(Ok(token))
+}
+
+/// How often a connection that keeps proving the same identity records it again.
+const REPROVE: Duration = Duration::hours(1);
+
+/// Record whom the connection's own credential just signed in as: the object id of `token`, if
+/// this server signed it. A token from another authority proves nothing here — `token:authority`
+/// may name one the maker runs — so such a connection never gets the expired-credential fallback.
+async fn prove(state: &AppState, c: &Connection, token: &str) -> Result<()> {
+    let claims: keyway_core::token::AccessTokenClaims =
+        match state.signing.verify(state, token).await {
+            Ok(claims) => claims,
+            Err(ServiceError::Unauthenticated(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+    let Ok(identity) = Uuid::parse_str(&claims.oid) else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    if c.proof
+        .is_some_and(|p| p.identity == identity && p.at <= now && now - p.at < REPROVE)
+    {
+        return Ok(());
+    }
+    // `false`: the connection was edited meanwhile, and this was its old credential.
+    state
+        .store
+        .connection_prove(c.id, c.version, &conn::Proof { identity, at: now })
+        .await?;
+    Ok(())
 }
 
 /// One refresh at a time per connection on this node: a refresh token is good for one use, so a
@@ -495,6 +526,7 @@ async fn refresh_grant_locked(
             )));
         };
         let token = Zeroizing::new(token.to_string());
+        prove(state, c, &token).await?;
         if let Some(next) = body["refresh_token"].as_str() {
             let next = Zeroizing::new(next.to_string());
             let resealed = vault::seal(

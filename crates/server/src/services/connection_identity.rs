@@ -5,6 +5,11 @@
 //! for the identity itself — signed like any other, audience the environment — and the
 //! environment then enforces a disabled system user and missing privileges as for any caller.
 //! The token is never cached, stored or logged; the identity must still be enabled here.
+//!
+//! Only an identity the connection has proven counts: one its own credential signed in as (a
+//! token this server signed, recorded as the connection's proof) since that credential was last
+//! set. What the parameters merely name — a client id, a username — proves nothing, else anyone
+//! could store a connection with another app's client id and a made-up secret and act as it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +31,9 @@ const LIFETIME: Duration = Duration::minutes(5);
 
 /// The authority's codes that say the credential itself lapsed (expired, removed, rotated out or
 /// revoked), not that its identity is disabled or unknown: a secret or certificate no longer
-/// registered or expired, a changed password, a refresh token expired or revoked.
+/// registered or expired, a changed password, a refresh token expired or revoked. Some (7000215,
+/// 700027, 50126) equally mean a credential that was never right; that is safe only because the
+/// fallback also needs the connection's proof ([`proven`]): a wrong credential never proved one.
 const LAPSED: [&str; 8] = [
     "AADSTS7000222",
     "AADSTS7000215",
@@ -50,6 +57,34 @@ pub enum Identity {
     User(Box<User>, Uuid),
 }
 
+impl Identity {
+    /// The directory object id (a token's `oid`).
+    fn object_id(&self) -> Uuid {
+        match self {
+            Identity::App(sp) => sp.id,
+            Identity::User(user, _) => user.id,
+        }
+    }
+}
+
+/// The identity `c` acts as when its credential has lapsed: the one it proved with that
+/// credential, and only while its parameters still name that identity (see [`of`]). `None`
+/// without a proof: the connection's own error stands.
+pub async fn proven(
+    state: &AppState,
+    env: &Environment,
+    c: &Connection,
+    caller: &str,
+    purpose: &str,
+) -> Result<Option<Identity>> {
+    let Some(proof) = c.proof else {
+        return Ok(None);
+    };
+    Ok(of(state, env, c, caller, purpose)
+        .await?
+        .filter(|who| who.object_id() == proof.identity))
+}
+
 fn value<'a>(c: &'a Connection, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .find_map(|k| c.public_values.get(*k).and_then(Value::as_str))
@@ -58,7 +93,7 @@ fn value<'a>(c: &'a Connection, keys: &[&str]) -> Option<&'a str> {
 /// The identity `c` signs in as in `env`'s tenant, if it can be known: the service principal of
 /// its client id, the user of its username, or the user its refresh token was issued to (the
 /// refresh token is opened for that, and the opening recorded).
-pub async fn of(
+async fn of(
     state: &AppState,
     env: &Environment,
     c: &Connection,

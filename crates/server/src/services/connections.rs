@@ -375,6 +375,7 @@ pub async fn put(
                 created_at: now,
                 modified_at: now,
                 version: 0,
+                proof: None,
             };
             (c, true, Vec::new())
         }
@@ -410,6 +411,11 @@ pub async fn put(
         })?;
     }
     let before_version = c.version;
+    // A new credential (another secret, client, user, tenant or target) must prove itself again
+    // before the expired-connection fallback may act as anyone for it.
+    let credential_changed = c.parameter_set != set.name
+        || c.public_values != checked.public
+        || !checked.secrets.is_empty();
     c.parameter_set = set.name.into();
     c.public_values = checked.public.clone();
     let mut secret_fields: Vec<String> = checked
@@ -425,6 +431,9 @@ pub async fn put(
         .filter(|f| !secret_fields.contains(f))
         .cloned()
         .collect();
+    if credential_changed || !removed.is_empty() {
+        c.proof = None;
+    }
     c.secret_fields = secret_fields;
     c.display_name = input
         .display_name

@@ -222,8 +222,8 @@ fn lapsed(d: &Done) -> bool {
         .is_some_and(|(code, _)| connection_identity::credential_lapsed(code))
 }
 
-/// A token minted for the connection's identity. `Err(None)`: the identity is not known (the
-/// connection's own error stands); `Err(Some(step))`: it is disabled, or the store failed.
+/// A token minted for the identity the connection proved. `Err(None)`: none is proven or known
+/// (the connection's own error stands); `Err(Some(step))`: it is disabled, or the store failed.
 async fn as_identity(
     a: &ActionEnv<'_>,
     conn: &Connection,
@@ -236,7 +236,7 @@ async fn as_identity(
     );
     let unavailable =
         |e: super::ServiceError| Some(Step::Transient("StoreUnavailable".into(), e.to_string()));
-    let who = connection_identity::of(a.state, a.env, conn, &caller, &purpose)
+    let who = connection_identity::proven(a.state, a.env, conn, &caller, &purpose)
         .await
         .map_err(unavailable)?
         .ok_or(None)?;

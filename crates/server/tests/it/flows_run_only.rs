@@ -13,7 +13,8 @@ use crate::on_both_backends;
 on_both_backends!(
     expired_connections_run_on_in_their_own_environment,
     run_only_users_run_with_their_own_connections,
-    a_revoked_sign_in_runs_on_as_its_user
+    a_revoked_sign_in_runs_on_as_its_user,
+    a_connection_acts_only_as_the_identity_it_proved
 );
 
 /// A manual flow whose one action adds a contact through `connection`.
@@ -28,7 +29,7 @@ fn add_contact_by_hand(connection: &str) -> Value {
 }
 
 /// A Dataverse connection of `fx`'s environment with a service principal's secret, acting in
-/// `environment_url` when given.
+/// `environment_url` when given; it must work.
 async fn sp_connection(
     fx: &Fx,
     name: &str,
@@ -36,6 +37,19 @@ async fn sp_connection(
     secret: &str,
     environment_url: Option<&str>,
 ) {
+    let (s, c) = put_sp_connection(fx, name, client_id, secret, environment_url).await;
+    assert!(s.is_success(), "{c}");
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+}
+
+/// PUT a service principal connection (created or changed); the answer, however it tested.
+async fn put_sp_connection(
+    fx: &Fx,
+    name: &str,
+    client_id: &str,
+    secret: &str,
+    environment_url: Option<&str>,
+) -> (StatusCode, Value) {
     let (s, t) = fx
         .app
         .secret_token(
@@ -53,8 +67,7 @@ async fn sp_connection(
     if let Some(url) = environment_url {
         values["environmentUrl"] = json!({"value": url});
     }
-    let (s, c) = fx
-        .app
+    fx.app
         .call(
             t["access_token"].as_str().unwrap(),
             Method::PUT,
@@ -65,9 +78,7 @@ async fn sp_connection(
                 "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
             }})),
         )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
-    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+        .await
 }
 
 /// Start a manual run and wait for it to end; the run with its actions.
@@ -827,5 +838,103 @@ async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
     let run = run_by_hand(&fx, &flow, 3, "Disabled").await;
     assert_eq!(run["status"], "Failed", "{run}");
     assert_eq!(run["actions"][0]["error"]["code"], "AADSTS50057", "{run}");
+    fx.app.stop().await;
+}
+
+/// An application with a secret and an application user holding the contact writer role here:
+/// its client id, secret and system user id.
+async fn app_user(fx: &Fx, name: &str) -> (String, String, String) {
+    let (oid, cid) = fx.app.create_app(name, json!({})).await;
+    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, u) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
+            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    (cid, secret, u["systemuserid"].as_str().unwrap().to_string())
+}
+
+/// The contacts named `lastname` in the flow's environment.
+async fn contacts_named(fx: &Fx, lastname: &str) -> usize {
+    let (s, _, rows) = fx
+        .web(
+            &fx.admin,
+            Method::GET,
+            &format!("contacts?$filter=lastname eq '{lastname}'"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rows}");
+    rows["value"].as_array().unwrap().len()
+}
+
+/// The expired-connection fallback acts only as an identity the connection proved with its own
+/// credential: naming another application's client id with a made-up secret, or replacing a
+/// proven secret with a wrong one, acts as no one — the authority's error fails the action.
+async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
+    let fx = Fx::new(
+        backend,
+        &[("Flow contact writer", WRITER)],
+        &["Flow contact writer"],
+    )
+    .await;
+    let (victim, victim_secret, _) = app_user(&fx, "Victim").await;
+    let (mine, my_secret, my_user) = app_user(&fx, "Mine").await;
+
+    // Another application's client id with a made-up secret: stored, but not connected.
+    let (s, c) = put_sp_connection(&fx, "forged", &victim, "not-the-secret", None).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let status = &c["properties"]["statuses"][0];
+    assert_eq!(status["status"], "Error", "{c}");
+    assert!(c.to_string().contains("AADSTS7000215"), "{c}");
+    let forged = fx.flow("forged", add_contact_by_hand("forged")).await;
+    let run = run_by_hand(&fx, &forged, 1, "Forged").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    let action = &run["actions"][0];
+    assert_eq!(action["error"]["code"], "AADSTS7000215", "{run}");
+    assert!(action["inputs"]["host"]["credential"].is_null(), "{run}");
+    assert!(action["identity"]["systemUserId"].is_null(), "{run}");
+    assert_eq!(contacts_named(&fx, "Forged").await, 0);
+
+    // A connection proven with its own secret works...
+    sp_connection(&fx, "mine", &mine, &my_secret, None).await;
+    let flow = fx.flow("mine", add_contact_by_hand("mine")).await;
+    let run = run_by_hand(&fx, &flow, 1, "Proven").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(
+        run["actions"][0]["identity"]["systemUserId"],
+        my_user.as_str()
+    );
+    // ...but a wrong secret put in its place drops the proof: no fallback to its application.
+    let (s, c) = put_sp_connection(&fx, "mine", &mine, "a-wrong-secret", None).await;
+    assert!(s.is_success(), "{c}");
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Error", "{c}");
+    let run = run_by_hand(&fx, &flow, 2, "Wrong secret").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["actions"][0]["error"]["code"], "AADSTS7000215", "{run}");
+    assert!(run["actions"][0]["inputs"]["host"]["credential"].is_null());
+    assert_eq!(contacts_named(&fx, "Wrong secret").await, 0);
+    // Nor does pointing the proven connection at another application.
+    let (s, c) = put_sp_connection(&fx, "mine", &victim, "not-the-secret", None).await;
+    assert!(s.is_success(), "{c}");
+    let run = run_by_hand(&fx, &flow, 3, "Other app").await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["actions"][0]["error"]["code"], "AADSTS7000215", "{run}");
+    assert_eq!(contacts_named(&fx, "Other app").await, 0);
+    // Its own secret back proves it again.
+    sp_connection(&fx, "mine", &mine, &my_secret, None).await;
+    let run = run_by_hand(&fx, &flow, 4, "Proven again").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    // The victim's real secret still works for the victim (the forged connection, fixed).
+    sp_connection(&fx, "forged", &victim, &victim_secret, None).await;
+    let run = run_by_hand(&fx, &forged, 2, "Fixed").await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
     fx.app.stop().await;
 }
