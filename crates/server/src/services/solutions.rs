@@ -836,6 +836,27 @@ async fn plan<'a>(
                 )));
             }
         }
+        // A connection named directly (not through a reference) must exist here already.
+        let parsed = ConnectionReferences::parse(&refs).unwrap_or_default();
+        for k in def.connection_names() {
+            let through_archive = parsed
+                .get(k)
+                .and_then(|e| e.logical_name.as_deref())
+                .is_some_and(|l| archive.reference(l).is_some())
+                || (parsed.get(k).is_none() && archive.reference(k).is_some());
+            if through_archive {
+                continue;
+            }
+            let found = flows_svc::find_connection(state, &c.env, &refs, k).await?;
+            if let Err(u) = found.connection
+                && u.reference.is_none()
+            {
+                return Err(bad_file(format!(
+                    "The flow '{}' uses the connection '{k}', which environment '{}' does not have: name a connection reference in the flow (and add it to the solution), or make the connection there first.",
+                    f.name, c.env.name
+                )));
+            }
+        }
         flows.push((def, refs));
     }
     Ok(Plan {

@@ -384,6 +384,7 @@ async fn holdings(app: &TestApp, st: &Stage) -> Value {
         "connectionreferences",
         "environmentvariabledefinitions",
         "environmentvariablevalues",
+        "EntityDefinitions?$select=LogicalName",
     ] {
         out[set] = web.ok(&st.admin, Method::GET, set, None).await["value"].clone();
     }
@@ -454,7 +455,29 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["state"], "on");
 
-    // The solution: the flow (its reference comes along), the role and the variable.
+    // A custom table with a choice column.
+    let (st, e, _) = web
+        .call(
+            &dev.admin,
+            Method::POST,
+            "EntityDefinitions",
+            Some(json!({
+                "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
+                "SchemaName": "pfx_Project",
+                "Attributes": [
+                    {"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "pfx_Name", "IsPrimaryName": true, "MaxLength": 100},
+                    {"@odata.type": "Microsoft.Dynamics.CRM.IntegerAttributeMetadata", "SchemaName": "pfx_Budget"},
+                    {"@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata", "SchemaName": "pfx_Stage", "OptionSet": {"Options": [
+                        {"Value": 1, "Label": {"LocalizedLabels": [{"Label": "New", "LanguageCode": 1033}]}},
+                        {"Value": 2, "Label": {"LocalizedLabels": [{"Label": "Done", "LanguageCode": 1033}]}},
+                    ]}},
+                ],
+            })),
+        )
+        .await;
+    assert!(st.is_success(), "{e}");
+
+    // The solution: the flow (its reference comes along), the role, the variable, the table.
     let (s, sol) = app
         .graph(
             Method::POST,
@@ -468,6 +491,7 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         ("flow", "Account to contact"),
         ("role", "Flow contact writer"),
         ("environmentvariable", "pfx_Greeting"),
+        ("table", "pfx_project"),
     ] {
         let (s, r) = app
             .graph(
@@ -548,6 +572,17 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
             assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
             assert_eq!(e["error"]["code"], "InvalidSettingsFile", "{e}");
         }
+        // A flow naming DEV's connection directly, not through a reference, is refused too.
+        let mut direct = archive.clone();
+        direct["flows"][0]["definition"] = flow_naming(&dev_conn);
+        direct["flows"][0]["connectionReferences"] = json!({});
+        let (s, e) = st.import(&app, &direct, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e["error"]["code"], "InvalidSolutionFile", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(&dev_conn),
+            "{e}"
+        );
         assert_eq!(holdings(&app, &st).await, before, "nothing changed");
 
         // Without settings: imported, the flow off and its unbound reference listed.
@@ -566,6 +601,28 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         );
         let flow_id = flow["id"].as_str().unwrap().to_string();
         assert_eq!(st.flows(&app).await[0]["state"], "off");
+        // The table came with its columns and choices.
+        assert_eq!(report["tables"], json!(["pfx_project"]), "{report}");
+        let web = st.api(&app);
+        web.create(
+            &st.admin,
+            "pfx_projects",
+            json!({"pfx_name": "Apollo", "pfx_budget": 5, "pfx_stage": 2}),
+        )
+        .await;
+        let (s, e, _) = web
+            .call(
+                &st.admin,
+                Method::POST,
+                "pfx_projects",
+                Some(json!({"pfx_name": "Gemini", "pfx_stage": 7})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "only the choices it came with: {e}"
+        );
 
         // The role came with the solution: the application user gets it, then its connection.
         let sp_user = st.app_user(&app, &app_id, "Flow contact writer").await;
