@@ -47,6 +47,9 @@ pub struct Global {
 enum Command {
     /// Run the Keyway server.
     Serve(serve::ServeArgs),
+    /// Walk through seed 002 on a throwaway server: app, secret, application user, role,
+    /// connection, flow, a row, the run, the audit, then DEV → TEST through a solution.
+    Demo(commands::demo::DemoArgs),
     /// Tenants and their signing keys.
     Tenant {
         #[command(flatten)]
@@ -155,6 +158,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
             Command::Tenant { global, command } => commands::tenant::run(&global, command).await,
             Command::App { global, command } => commands::app::run(&global, command).await,
             Command::Connection { global, command } => {

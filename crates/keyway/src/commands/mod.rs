@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod connection;
+pub mod demo;
 pub mod env;
 pub mod flow;
 pub mod flowservice;
