@@ -4,7 +4,7 @@
 //! Callers are system users of the environment; a flow is its owner's, and System
 //! Administrators and Customizers (`prvCustomizeEntities`) may manage every flow.
 
-use keyway_core::connections::{Api, Connection, Role};
+use keyway_core::connections::{Api, Connection, Role, Status};
 use keyway_core::dataverse::authz::{Denied, Principal};
 use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::EntityDef;
@@ -377,7 +377,8 @@ fn connector_uses(def: &FlowDefinition) -> Vec<(String, Option<&'static str>)> {
 }
 
 /// The connection references a flow's connections go through that find no connection (unbound,
-/// missing, or bound to a connection that is gone), each once: a flow turns on only without any.
+/// missing, or bound to a connection that is gone), and the connections that are not connected,
+/// each once: a flow turns on only without any.
 pub async fn missing_references(
     state: &AppState,
     env: &Environment,
@@ -386,16 +387,43 @@ pub async fn missing_references(
 ) -> std::result::Result<Vec<Unresolved>, ServiceError> {
     let mut missing: Vec<Unresolved> = Vec::new();
     for (name, _) in connector_uses(def) {
-        if let Err(u) = find_connection(state, env, references, &name)
-            .await?
-            .connection
-            && u.reference.is_some()
-            && !missing.iter().any(|m| m.reference == u.reference)
+        let found = find_connection(state, env, references, &name).await?;
+        let u = match found.connection {
+            Err(u) if u.reference.is_some() => u,
+            Ok(conn) => match not_connected(&name, found.reference.as_deref(), &conn) {
+                Some(u) => u,
+                None => continue,
+            },
+            Err(_) => continue,
+        };
+        if !missing
+            .iter()
+            .any(|m| m.reference == u.reference && m.message == u.message)
         {
             missing.push(u);
         }
     }
     Ok(missing)
+}
+
+/// Power Automate: "A valid connection is required when saving or publishing the flow." A
+/// connection whose last test failed (its credential wrong or lapsed) keeps a flow from turning
+/// on, and from being saved on, until it is fixed and tested again.
+fn not_connected(name: &str, reference: Option<&str>, conn: &Connection) -> Option<Unresolved> {
+    let Status::Error { code, message } = &conn.status else {
+        return None;
+    };
+    let through = reference
+        .map(|r| format!(" (through the connection reference '{r}')"))
+        .unwrap_or_default();
+    Some(Unresolved {
+        code: "ConnectionNotConnected",
+        message: format!(
+            "The flow's connection '{name}'{through} is the connection '{}', whose last test failed ({code}: {message}): fix its credentials and test it (keyway connection test <environment> {}), then turn the flow on.",
+            conn.name, conn.name
+        ),
+        reference: reference.map(str::to_string),
+    })
 }
 
 /// Everything saving checks beyond the definition's own validity. A flow whose connection
@@ -451,6 +479,9 @@ async fn check(
             )));
         }
         super::flow_run_only::check_target(state, c, &name, found.runtime_source, &conn)?;
+        if on && let Some(u) = not_connected(&name, found.reference.as_deref(), &conn) {
+            return Err(FlowError::Unresolved(u));
+        }
     }
     if let TriggerKind::Dataverse(t) = &def.trigger.kind {
         let tables = state.store.environment_tables(c.env.id).await?;

@@ -6,7 +6,7 @@ use keyway_core::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::flows::{DV, Fx, WRITER};
+use crate::flows::{DV, Fx, Member, WRITER, add_app_user, sp_parameters};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -50,35 +50,13 @@ async fn put_sp_connection(
     secret: &str,
     environment_url: Option<&str>,
 ) -> (StatusCode, Value) {
-    let (s, t) = fx
-        .app
-        .secret_token(
-            &fx.app.profile.client_id.to_string(),
-            &fx.app.profile.client_secret,
-            "https://api.powerplatform.com/.default",
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{t}");
-    let mut values = json!({
-        "token:clientId": {"value": client_id},
-        "token:clientSecret": {"value": secret},
-        "token:TenantId": {"value": fx.app.tenant()},
-    });
-    if let Some(url) = environment_url {
-        values["environmentUrl"] = json!({"value": url});
-    }
-    fx.app
-        .call(
-            t["access_token"].as_str().unwrap(),
-            Method::PUT,
-            &format!("/connectivity/connectors/{DV}/connections/{name}?api-version=1"),
-            Some(json!({"properties": {
-                "displayName": name,
-                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
-                "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
-            }})),
-        )
-        .await
+    fx.put_connection(
+        &fx.app.platform_token().await,
+        name,
+        Some(name),
+        sp_parameters(&fx.app, client_id, secret, environment_url),
+    )
+    .await
 }
 
 /// Start a manual run and wait for it to end; the run with its actions.
@@ -98,36 +76,21 @@ async fn run_by_hand(fx: &Fx, flow: &str, n: usize, name: &str) -> Value {
 }
 
 async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
-    let fx = Fx::new(
-        backend,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await;
+    let fx = Fx::writer(backend).await;
     // An application whose only secret ends in 30 minutes, with an application user (and the
     // same role) here and in a second environment.
-    let (oid, cid) = fx.app.create_app("Expiring", json!({})).await;
     let end = fx.app.clock.now() + time::Duration::minutes(30);
     let end = end
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let secret = fx
+    let (cid, secret) = fx
         .app
-        .add_secret(&oid, json!({"passwordCredential": {"endDateTime": end}}))
-        .await["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, u) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
-            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
+        .app_with_secret(
+            "Expiring",
+            json!({"passwordCredential": {"endDateTime": end}}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    let app_user = u["systemuserid"].as_str().unwrap().to_string();
+    let app_user = fx.add_app_user(&cid, &["Flow contact writer"]).await;
     let (prod, prod_api, prod_admin) = fx.app.environment("prod").await;
     let prod_id = prod["id"].as_str().unwrap();
     let (s, r) = fx
@@ -139,15 +102,7 @@ async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
-    let (s, u) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{prod_id}/addAppUser"),
-            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
+    add_app_user(&fx.app, prod_id, &cid, &["Flow contact writer"]).await;
     let prod_url = prod["url"].as_str().unwrap();
     sp_connection(&fx, "sp-expiring", &cid, &secret, None).await;
     sp_connection(&fx, "sp-prod", &cid, &secret, Some(prod_url)).await;
@@ -180,26 +135,12 @@ async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
     assert!(!run.to_string().contains(&secret), "no secret: {run}");
     assert!(!run.to_string().contains("eyJ"), "no token: {run}");
     let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
-    let (s, _, c) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            &format!("contacts({contact})"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{c}");
+    let c = fx.get(&format!("contacts({contact})")).await;
     assert_eq!(c["lastname"], "After");
     assert_eq!(c["_createdby_value"], app_user.as_str(), "{c}");
-    let (s, _, audits) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            &format!("audits?$filter=_objectid_value eq {contact}"),
-            None,
-        )
+    let audits = fx
+        .get(&format!("audits?$filter=_objectid_value eq {contact}"))
         .await;
-    assert_eq!(s, StatusCode::OK, "{audits}");
     let rows = audits["value"].as_array().unwrap();
     assert!(
         !rows.is_empty() && rows.iter().all(|r| r["_userid_value"] == app_user.as_str()),
@@ -273,64 +214,14 @@ async fn expired_connections_run_on_in_their_own_environment(backend: Backend) {
     fx.app.stop().await;
 }
 
-/// A person-like caller of the flows API: an application with an application user holding
-/// `roles`, its Power Platform token, its system user id, and its credentials.
-struct Member {
-    token: String,
-    user: String,
-    client_id: String,
-    secret: String,
-}
-
-async fn member(fx: &Fx, name: &str, roles: &[&str]) -> Member {
-    let (oid, cid) = fx.app.create_app(name, json!({})).await;
-    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, u) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
-            Some(json!({"servicePrincipalAppId": cid, "roles": roles})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    let (s, t) = fx
-        .app
-        .secret_token(&cid, &secret, "https://api.powerplatform.com/.default")
-        .await;
-    assert_eq!(s, StatusCode::OK, "{t}");
-    Member {
-        token: t["access_token"].as_str().unwrap().to_string(),
-        user: u["systemuserid"].as_str().unwrap().to_string(),
-        client_id: cid,
-        secret,
-    }
-}
-
 /// `who`'s own Dataverse connection `name` with their credentials (acting in `url` if given).
 async fn own_connection(fx: &Fx, who: &Member, name: &str, url: Option<&str>) -> Value {
-    let mut values = json!({
-        "token:clientId": {"value": who.client_id},
-        "token:clientSecret": {"value": who.secret},
-        "token:TenantId": {"value": fx.app.tenant()},
-    });
-    if let Some(url) = url {
-        values["environmentUrl"] = json!({"value": url});
-    }
     let (s, c) = fx
-        .app
-        .call(
+        .put_connection(
             &who.token,
-            Method::PUT,
-            &format!("/connectivity/connectors/{DV}/connections/{name}?api-version=1"),
-            Some(json!({"properties": {
-                "displayName": name,
-                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
-                "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
-            }})),
+            name,
+            Some(name),
+            sp_parameters(&fx.app, &who.client_id, &who.secret, url),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
@@ -362,17 +253,12 @@ fn invoker_flow(invoker_connection: &str) -> Value {
 }
 
 async fn run_only_users_run_with_their_own_connections(backend: Backend) {
-    let fx = Fx::new(
-        backend,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await;
-    let maker = member(&fx, "maker", &["Flow contact writer"]).await;
+    let fx = Fx::writer(backend).await;
+    let maker = fx.member("maker", &["Flow contact writer"]).await;
     own_connection(&fx, &maker, "maker-dv", None).await;
-    let runner = member(&fx, "runner", &["Flow contact writer"]).await;
+    let runner = fx.member("runner", &["Flow contact writer"]).await;
     own_connection(&fx, &runner, "runner-dv", None).await;
-    let stranger = member(&fx, "stranger", &["Flow contact writer"]).await;
+    let stranger = fx.member("stranger", &["Flow contact writer"]).await;
     own_connection(&fx, &stranger, "stranger-dv", None).await;
     let as_who = |who: &Member, method: Method, path: String, body: Option<Value>| {
         let fx = &fx;
@@ -548,14 +434,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     assert_eq!(theirs["identity"]["systemUserId"], fx.sp_user.as_str());
     for (a, by) in [(&mine, &runner.user), (&theirs, &fx.sp_user)] {
         let contact = a["outputs"]["body"]["contactid"].as_str().unwrap();
-        let (_, _, c) = fx
-            .web(
-                &fx.admin,
-                Method::GET,
-                &format!("contacts({contact})"),
-                None,
-            )
-            .await;
+        let c = fx.get(&format!("contacts({contact})")).await;
         assert_eq!(c["_createdby_value"], by.as_str(), "{c}");
     }
 
@@ -629,8 +508,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "through the team: {r}");
-    let runs = fx.runs(&flow, 3).await;
-    let run = fx.run(&flow, &runs[0]).await;
+    let run = fx.last_run(&flow, 3).await;
     assert_eq!(run["status"], "Succeeded", "{run}");
     assert_eq!(
         run["actions"][0]["connection"]["name"], "stranger-dv",
@@ -654,27 +532,14 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-    let runs = fx.runs(&flow, 4).await;
-    let run = fx.run(&flow, &runs[0]).await;
+    let run = fx.last_run(&flow, 4).await;
     assert_eq!(run["status"], "Failed", "{run}");
     assert_eq!(
         run["actions"][0]["error"]["code"], "InvokerConnectionNotSupported",
         "{run}"
     );
-    let admin_prod = fx
-        .app
-        .secret_token(
-            &fx.app.profile.client_id.to_string(),
-            &fx.app.profile.client_secret,
-            "https://api.powerplatform.com/.default",
-        )
-        .await
-        .1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let admin = Member {
-        token: admin_prod,
+        token: fx.app.platform_token().await,
         user: String::new(),
         client_id: fx.app.profile.client_id.to_string(),
         secret: fx.app.profile.client_secret.clone(),
@@ -766,28 +631,16 @@ async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{t}");
-    let (_, platform) = fx
-        .app
-        .secret_token(
-            &fx.app.profile.client_id.to_string(),
-            &fx.app.profile.client_secret,
-            "https://api.powerplatform.com/.default",
-        )
-        .await;
     let (s, c) = fx
-        .app
-        .call(
-            platform["access_token"].as_str().unwrap(),
-            Method::PUT,
-            &format!("/connectivity/connectors/{DV}/connections/erin-dv?api-version=1"),
-            Some(json!({"properties": {
-                "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", fx.env_id), "name": fx.env_id},
-                "connectionParametersSet": {"name": "OAuthSignIn", "values": {
-                    "token:refreshToken": {"value": rt(&t)},
-                    "token:clientId": {"value": client},
-                    "token:TenantId": {"value": fx.app.tenant()},
-                }},
-            }})),
+        .put_connection(
+            &fx.app.platform_token().await,
+            "erin-dv",
+            None,
+            json!({"name": "OAuthSignIn", "values": {
+                "token:refreshToken": {"value": rt(&t)},
+                "token:clientId": {"value": client},
+                "token:TenantId": {"value": fx.app.tenant()},
+            }}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
@@ -815,14 +668,7 @@ async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
     assert_eq!(action["inputs"]["host"]["credentialError"], "AADSTS50173");
     assert_eq!(action["identity"]["systemUserId"], sid.as_str());
     let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
-    let (_, _, c) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            &format!("contacts({contact})"),
-            None,
-        )
-        .await;
+    let c = fx.get(&format!("contacts({contact})")).await;
     assert_eq!(c["_createdby_value"], sid.as_str(), "{c}");
 
     // A disabled account gets no token.
@@ -844,21 +690,9 @@ async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
 /// An application with a secret and an application user holding the contact writer role here:
 /// its client id, secret and system user id.
 async fn app_user(fx: &Fx, name: &str) -> (String, String, String) {
-    let (oid, cid) = fx.app.create_app(name, json!({})).await;
-    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, u) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
-            Some(json!({"servicePrincipalAppId": cid, "roles": ["Flow contact writer"]})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    (cid, secret, u["systemuserid"].as_str().unwrap().to_string())
+    let (cid, secret) = fx.app.app_with_secret(name, json!({})).await;
+    let user = fx.add_app_user(&cid, &["Flow contact writer"]).await;
+    (cid, secret, user)
 }
 
 /// The contacts named `lastname` in the flow's environment.
@@ -877,7 +711,8 @@ async fn contacts_named(fx: &Fx, lastname: &str) -> usize {
 
 /// The expired-connection fallback acts only as an identity the connection proved with its own
 /// credential: naming another application's client id with a made-up secret, or replacing a
-/// proven secret with a wrong one, acts as no one — the authority's error fails the action.
+/// proven secret with a wrong one, acts as no one — the authority's error fails the action. A
+/// flow whose connection is not connected cannot be saved on or turned on.
 async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
     let fx = Fx::new(
         backend,
@@ -888,20 +723,34 @@ async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
     let (victim, victim_secret, _) = app_user(&fx, "Victim").await;
     let (mine, my_secret, my_user) = app_user(&fx, "Mine").await;
 
-    // Another application's client id with a made-up secret: stored, but not connected.
+    // Another application's client id with a made-up secret: stored, but not connected, and a
+    // flow using it saves only off ("a valid connection is required when saving or publishing").
     let (s, c) = put_sp_connection(&fx, "forged", &victim, "not-the-secret", None).await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
-    let status = &c["properties"]["statuses"][0];
-    assert_eq!(status["status"], "Error", "{c}");
+    assert_eq!(c["properties"]["statuses"][0]["status"], "Error", "{c}");
     assert!(c.to_string().contains("AADSTS7000215"), "{c}");
-    let forged = fx.flow("forged", add_contact_by_hand("forged")).await;
-    let run = run_by_hand(&fx, &forged, 1, "Forged").await;
-    assert_eq!(run["status"], "Failed", "{run}");
-    let action = &run["actions"][0];
-    assert_eq!(action["error"]["code"], "AADSTS7000215", "{run}");
-    assert!(action["inputs"]["host"]["credential"].is_null(), "{run}");
-    assert!(action["identity"]["systemUserId"].is_null(), "{run}");
-    assert_eq!(contacts_named(&fx, "Forged").await, 0);
+    let forged_flow = json!({"name": "forged", "definition": add_contact_by_hand("forged")});
+    let (s, e) = fx
+        .app
+        .graph(Method::POST, &fx.flows(), Some(forged_flow.clone()))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "ConnectionNotConnected", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'forged'") && message.contains("AADSTS7000215"),
+        "{e}"
+    );
+    let mut off = forged_flow;
+    off["state"] = "off".into();
+    let (s, f) = fx.app.graph(Method::POST, &fx.flows(), Some(off)).await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    assert_eq!(f["state"], "off", "{f}");
+    let forged = f["id"].as_str().unwrap().to_string();
+    let turn_on = format!("{}/{forged}/turnOn", fx.flows());
+    let (s, e) = fx.app.graph(Method::POST, &turn_on, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "ConnectionNotConnected", "{e}");
 
     // A connection proven with its own secret works...
     sp_connection(&fx, "mine", &mine, &my_secret, None).await;
@@ -912,7 +761,8 @@ async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
         run["actions"][0]["identity"]["systemUserId"],
         my_user.as_str()
     );
-    // ...but a wrong secret put in its place drops the proof: no fallback to its application.
+    // ...but a wrong secret put in its place (the flow is on already) drops the proof: the
+    // action fails as the authority said, with no fallback to the application.
     let (s, c) = put_sp_connection(&fx, "mine", &mine, "a-wrong-secret", None).await;
     assert!(s.is_success(), "{c}");
     assert_eq!(c["properties"]["statuses"][0]["status"], "Error", "{c}");
@@ -934,7 +784,9 @@ async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
     assert_eq!(run["status"], "Succeeded", "{run}");
     // The victim's real secret still works for the victim (the forged connection, fixed).
     sp_connection(&fx, "forged", &victim, &victim_secret, None).await;
-    let run = run_by_hand(&fx, &forged, 2, "Fixed").await;
+    let (s, f) = fx.app.graph(Method::POST, &turn_on, None).await;
+    assert!(s.is_success(), "{f}");
+    let run = run_by_hand(&fx, &forged, 1, "Fixed").await;
     assert_eq!(run["status"], "Succeeded", "{run}");
     fx.app.stop().await;
 }
