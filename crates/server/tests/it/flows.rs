@@ -5,6 +5,8 @@
 //! Dataverse's error, filtering attributes, filter
 //! expressions and scope skipping runs, manual runs, turning off and cancelling.
 
+use std::time::Duration as Wait;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -33,6 +35,15 @@ pub struct Fx {
     pub sp_user: String,
 }
 
+/// A person-like caller of the flows API ([`Fx::member`]): its Power Platform token, its system
+/// user id, and its application's credentials.
+pub struct Member {
+    pub token: String,
+    pub user: String,
+    pub client_id: String,
+    pub secret: String,
+}
+
 impl Fx {
     pub async fn new(backend: Backend, roles: &[(&str, &[&str])], sp_roles: &[&str]) -> Fx {
         let app = spawn_app(backend).await;
@@ -49,53 +60,25 @@ impl Fx {
             assert_eq!(s, StatusCode::CREATED, "{r}");
         }
         // Seed 002 steps 1–4: the app registration, its secret, its application user.
-        let (oid, cid) = app.create_app("D365-App-Registration", json!({})).await;
-        let secret = app
-            .add_secret(
-                &oid,
+        let (cid, secret) = app
+            .app_with_secret(
+                "D365-App-Registration",
                 json!({"passwordCredential": {"displayName": "D365AppSecret"}}),
             )
-            .await["secretText"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let (s, u) = app
-            .graph(
-                Method::POST,
-                &format!("/v1.0/environments/{env_id}/addAppUser"),
-                Some(json!({"servicePrincipalAppId": cid, "roles": sp_roles})),
-            )
             .await;
-        assert_eq!(s, StatusCode::CREATED, "{u}");
-        let sp_user = u["systemuserid"].as_str().unwrap().to_string();
+        let sp_user = add_app_user(&app, &env_id, &cid, sp_roles).await;
         // Step 5: a Dataverse connection with the service principal's credentials.
-        let (s, t) = app
-            .secret_token(
-                &app.profile.client_id.to_string(),
-                &app.profile.client_secret,
-                "https://api.powerplatform.com/.default",
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        let platform = t["access_token"].as_str().unwrap().to_string();
-        let values = json!({
-            "token:clientId": {"value": cid},
-            "token:clientSecret": {"value": secret},
-            "token:TenantId": {"value": app.tenant()},
-            "token:grantType": {"value": "client_credentials"},
-        });
-        let (s, c) = app
-            .call(
-                &platform,
-                Method::PUT,
-                &format!("/connectivity/connectors/{DV}/connections/sp-dataverse?api-version=1"),
-                Some(json!({"properties": {
-                    "displayName": "Dataverse as D365-App-Registration",
-                    "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{env_id}"), "name": env_id},
-                    "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": values},
-                }})),
-            )
-            .await;
+        let mut parameters = sp_parameters(&app, &cid, &secret, None);
+        parameters["values"]["token:grantType"] = json!({"value": "client_credentials"});
+        let (s, c) = put_connection(
+            &app,
+            &app.platform_token().await,
+            &env_id,
+            "sp-dataverse",
+            Some("Dataverse as D365-App-Registration"),
+            parameters,
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED, "{c}");
         assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
         Fx {
@@ -105,6 +88,16 @@ impl Fx {
             admin,
             sp_user,
         }
+    }
+
+    /// The service principal holding the contact writer role ([`WRITER`]).
+    pub async fn writer(backend: Backend) -> Fx {
+        Fx::new(
+            backend,
+            &[("Flow contact writer", WRITER)],
+            &["Flow contact writer"],
+        )
+        .await
     }
 
     pub fn flows(&self) -> String {
@@ -126,6 +119,21 @@ impl Fx {
         f["id"].as_str().unwrap().to_string()
     }
 
+    /// Turn the flow on or off as the administrator; the flow.
+    pub async fn turn(&self, flow: &str, on: bool) -> Value {
+        let action = if on { "turnOn" } else { "turnOff" };
+        let (s, f) = self
+            .app
+            .graph(
+                Method::POST,
+                &format!("{}/{flow}/{action}", self.flows()),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{f}");
+        f
+    }
+
     pub async fn web(
         &self,
         token: &str,
@@ -144,6 +152,13 @@ impl Fx {
         .await
     }
 
+    /// A Web API read as the administrator that must answer 200; its body.
+    pub async fn get(&self, path: &str) -> Value {
+        let (s, _, b) = self.web(&self.admin, Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    }
+
     /// Create a row; its id.
     pub async fn create(&self, token: &str, set: &str, body: Value) -> String {
         let (s, id, b) = self.web(token, Method::POST, set, Some(body)).await;
@@ -154,68 +169,203 @@ impl Fx {
 
     /// Wait until the flow has `n` runs, all ended; newest first.
     pub async fn runs(&self, flow: &str, n: usize) -> Vec<Value> {
-        let path = format!("{}/{flow}/runs?$top=500", self.flows());
-        let mut last = Value::Null;
-        for _ in 0..400 {
-            let (s, r) = self.app.graph(Method::GET, &path, None).await;
-            assert_eq!(s, StatusCode::OK, "{r}");
-            let runs = r["value"].as_array().unwrap().clone();
-            let ended = |x: &Value| !matches!(x["status"].as_str(), Some("Queued" | "Running"));
-            if runs.len() >= n && runs.iter().all(ended) {
-                assert_eq!(runs.len(), n, "{r}");
-                return runs;
-            }
-            last = r;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("flow {flow} did not end {n} runs: {last}");
+        ended_runs(&self.app, &self.flows(), flow, n, Wait::from_secs(20)).await
     }
 
     pub async fn run(&self, flow: &str, run: &Value) -> Value {
-        let (s, r) = self
-            .app
-            .graph(
-                Method::GET,
-                &format!(
-                    "{}/{flow}/runs/{}",
-                    self.flows(),
-                    run["id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{r}");
-        r
+        run_detail(&self.app, &self.flows(), flow, run).await
+    }
+
+    /// Wait until the flow has `n` runs, all ended; the newest with its actions.
+    pub async fn last_run(&self, flow: &str, n: usize) -> Value {
+        let runs = self.runs(flow, n).await;
+        self.run(flow, &runs[0]).await
     }
 
     /// A person or application's Web API token for the environment, through an app with its
     /// own application user holding `roles`: (token, system user id).
     pub async fn app_user(&self, name: &str, roles: &[&str]) -> (String, String) {
-        let (oid, cid) = self.app.create_app(name, json!({})).await;
-        let secret = self.app.add_secret(&oid, json!({})).await["secretText"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let (s, u) = self
-            .app
-            .graph(
-                Method::POST,
-                &format!("/v1.0/environments/{}/addAppUser", self.env_id),
-                Some(json!({"servicePrincipalAppId": cid, "roles": roles})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let (cid, secret) = self.app.app_with_secret(name, json!({})).await;
+        let user = self.add_app_user(&cid, roles).await;
         let url = self.api.trim_end_matches("/api/data/v9.2");
         let (s, t) = self
             .app
             .secret_token(&cid, &secret, &format!("{url}/.default"))
             .await;
         assert_eq!(s, StatusCode::OK, "{t}");
-        (
-            t["access_token"].as_str().unwrap().to_string(),
-            u["systemuserid"].as_str().unwrap().to_string(),
-        )
+        (t["access_token"].as_str().unwrap().to_string(), user)
     }
+
+    /// A caller of the flows API: an application with an application user here holding
+    /// `roles`, with its Power Platform token.
+    pub async fn member(&self, name: &str, roles: &[&str]) -> Member {
+        let (client_id, secret) = self.app.app_with_secret(name, json!({})).await;
+        let user = self.add_app_user(&client_id, roles).await;
+        let (s, t) = self
+            .app
+            .secret_token(
+                &client_id,
+                &secret,
+                "https://api.powerplatform.com/.default",
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        Member {
+            token: t["access_token"].as_str().unwrap().to_string(),
+            user,
+            client_id,
+            secret,
+        }
+    }
+
+    /// An application user here for the application `client_id`, holding `roles`; its id.
+    pub async fn add_app_user(&self, client_id: &str, roles: &[&str]) -> String {
+        add_app_user(&self.app, &self.env_id, client_id, roles).await
+    }
+
+    /// PUT the Dataverse connection `name` of this environment with `token`; the answer.
+    pub async fn put_connection(
+        &self,
+        token: &str,
+        name: &str,
+        display_name: Option<&str>,
+        parameters: Value,
+    ) -> (StatusCode, Value) {
+        put_connection(
+            &self.app,
+            token,
+            &self.env_id,
+            name,
+            display_name,
+            parameters,
+        )
+        .await
+    }
+}
+
+/// An application user in environment `env_id` for the application `client_id`, holding `roles`;
+/// its system user id.
+pub async fn add_app_user(app: &TestApp, env_id: &str, client_id: &str, roles: &[&str]) -> String {
+    let (s, u) = app
+        .graph(
+            Method::POST,
+            &format!("/v1.0/environments/{env_id}/addAppUser"),
+            Some(json!({"servicePrincipalAppId": client_id, "roles": roles})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    u["systemuserid"].as_str().unwrap().to_string()
+}
+
+/// A Dataverse connection's parameter set for a service principal's secret (acting in
+/// `environment_url` when given).
+pub fn sp_parameters(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    environment_url: Option<&str>,
+) -> Value {
+    let mut values = json!({
+        "token:clientId": {"value": client_id},
+        "token:clientSecret": {"value": secret},
+        "token:TenantId": {"value": app.tenant()},
+    });
+    if let Some(url) = environment_url {
+        values["environmentUrl"] = json!({"value": url});
+    }
+    json!({"name": "ServicePrincipalOauth", "values": values})
+}
+
+/// PUT the Dataverse connection `name` of environment `env_id` with `token` (created or changed,
+/// `parameters` its connectionParametersSet); the answer, however it tested.
+pub async fn put_connection(
+    app: &TestApp,
+    token: &str,
+    env_id: &str,
+    name: &str,
+    display_name: Option<&str>,
+    parameters: Value,
+) -> (StatusCode, Value) {
+    let mut properties = json!({
+        "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{env_id}"), "name": env_id},
+        "connectionParametersSet": parameters,
+    });
+    if let Some(display_name) = display_name {
+        properties["displayName"] = json!(display_name);
+    }
+    app.call(
+        token,
+        Method::PUT,
+        &format!("/connectivity/connectors/{DV}/connections/{name}?api-version=1"),
+        Some(json!({ "properties": properties })),
+    )
+    .await
+}
+
+/// Wait (up to `patience`) until the flow under `flows` has `n` runs, all ended; newest first.
+pub async fn ended_runs(
+    app: &TestApp,
+    flows: &str,
+    flow: &str,
+    n: usize,
+    patience: Wait,
+) -> Vec<Value> {
+    let path = format!("{flows}/{flow}/runs?$top=500");
+    let every = Wait::from_millis(50);
+    let mut last = Value::Null;
+    for _ in 0..patience.as_millis() / every.as_millis() {
+        let (s, r) = app.graph(Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        let runs = r["value"].as_array().unwrap().clone();
+        let ended = |x: &Value| !matches!(x["status"].as_str(), Some("Queued" | "Running"));
+        assert!(runs.len() <= n, "more than {n} runs: {r}");
+        if runs.len() == n && runs.iter().all(ended) {
+            return runs;
+        }
+        last = r;
+        tokio::time::sleep(every).await;
+    }
+    panic!("flow {flow} did not end {n} runs: {last}");
+}
+
+/// The run (from a list of runs) of the flow under `flows`, with its actions.
+pub async fn run_detail(app: &TestApp, flows: &str, flow: &str, run: &Value) -> Value {
+    let (s, r) = app
+        .graph(
+            Method::GET,
+            &format!("{flows}/{flow}/runs/{}", run["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    r
+}
+
+/// A second server process on the same database and master key as `app`, with `clock`; its
+/// handle, to shut it down.
+pub async fn second_node(
+    app: &TestApp,
+    clock: std::sync::Arc<dyn keyway_core::Clock>,
+) -> axum_server::Handle<std::net::SocketAddr> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        app.dir.path().join("master.key"),
+        dir.path().join("master.key"),
+    )
+    .unwrap();
+    let mut config = keyway_server::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.database_url = app.db_url.clone();
+    config.rate_limit_per_second = 0;
+    let b = keyway_server::App::build(config, clock, None)
+        .await
+        .unwrap();
+    let handle = b.handle();
+    // The node's files live as long as it serves.
+    tokio::spawn(async move {
+        let _dir = dir;
+        b.serve().await.unwrap()
+    });
+    handle
 }
 
 /// "When a row is …" on `entity`, then `actions`.
@@ -268,12 +418,7 @@ pub const WRITER: &[&str] = &[
 ];
 
 async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
-    let fx = Fx::new(
-        backend,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await;
+    let fx = Fx::writer(backend).await;
 
     // A definition error answers its path and the offset inside the expression.
     let mut bad = dataverse_flow("account", 1, json!({}), add_contact(""));
@@ -361,27 +506,13 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
         .to_string();
 
     // The contact exists, for the account, made by the application user.
-    let (s, _, c) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            &format!("contacts({contact})"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{c}");
+    let c = fx.get(&format!("contacts({contact})")).await;
     assert_eq!(c["lastname"], "Fabrikam");
     assert_eq!(c["_parentcustomerid_value"], account.as_str());
     assert_eq!(c["_createdby_value"], fx.sp_user.as_str());
-    let (s, _, audits) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            &format!("audits?$filter=_objectid_value eq {contact}"),
-            None,
-        )
+    let audits = fx
+        .get(&format!("audits?$filter=_objectid_value eq {contact}"))
         .await;
-    assert_eq!(s, StatusCode::OK, "{audits}");
     let rows = audits["value"].as_array().unwrap();
     assert!(!rows.is_empty(), "{audits}");
     assert!(
@@ -424,15 +555,9 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
     assert_eq!(action["identity"]["systemUserId"], fx.sp_user.as_str());
 
     // Revoking the role makes the next action fail (the connection itself is untouched).
-    let (s, _, roles) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            "roles?$filter=name eq 'Flow contact writer'&$select=roleid",
-            None,
-        )
+    let roles = fx
+        .get("roles?$filter=name eq 'Flow contact writer'&$select=roleid")
         .await;
-    assert_eq!(s, StatusCode::OK, "{roles}");
     let role = roles["value"][0]["roleid"].as_str().unwrap().to_string();
     let (s, _, b) = fx
         .web(
@@ -469,30 +594,12 @@ async fn run_as_modifying_user_and_row_owner(backend: Backend) {
     )
     .await;
     // Running as someone else needs Delegate to save (seed 004).
-    let (oid, cid) = fx.app.create_app("maker graph", json!({})).await;
-    let secret = fx.app.add_secret(&oid, json!({})).await["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, u) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{}/addAppUser", fx.env_id),
-            Some(json!({"servicePrincipalAppId": cid, "roles": ["Basic User"]})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    let (_, t) = fx
-        .app
-        .secret_token(&cid, &secret, "https://api.powerplatform.com/.default")
-        .await;
-    let maker_platform = t["access_token"].as_str().unwrap().to_string();
+    let maker = fx.member("maker graph", &["Basic User"]).await;
     let as_modifier = dataverse_flow("account", 3, json!({"runas": 1}), add_contact("modifier-"));
     let (s, e) = fx
         .app
         .call(
-            &maker_platform,
+            &maker.token,
             Method::POST,
             &fx.flows(),
             Some(json!({"name": "as modifier", "definition": as_modifier})),
@@ -550,14 +657,7 @@ async fn run_as_modifying_user_and_row_owner(backend: Backend) {
             assert_eq!(action["identity"]["systemUserId"], who.as_str(), "{run}");
             assert_eq!(action["connection"]["name"], "sp-dataverse");
             let contact = action["outputs"]["body"]["contactid"].as_str().unwrap();
-            let (_, _, c) = fx
-                .web(
-                    &fx.admin,
-                    Method::GET,
-                    &format!("contacts({contact})"),
-                    None,
-                )
-                .await;
+            let c = fx.get(&format!("contacts({contact})")).await;
             assert_eq!(c["lastname"], format!("{prefix}Northwind Traders"));
             assert_eq!(c["_createdby_value"], who.as_str(), "{c}");
             assert_eq!(
@@ -745,15 +845,7 @@ async fn manual_runs_turn_off_and_cancel(backend: Backend) {
     assert_eq!(s, StatusCode::CONFLICT, "{c}");
 
     // Off: no new runs.
-    let (s, f) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("{}/{flow}/turnOff", fx.flows()),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{f}");
+    let f = fx.turn(&flow, false).await;
     assert_eq!(f["state"], "off");
     let (s, e) = start(json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
@@ -768,15 +860,7 @@ async fn manual_runs_turn_off_and_cancel(backend: Backend) {
             ),
         )
         .await;
-    let (s, _) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("{}/{account_flow}/turnOff", fx.flows()),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    fx.turn(&account_flow, false).await;
     fx.create(&fx.admin, "accounts", json!({"name": "Quiet"}))
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -813,27 +897,9 @@ async fn two_nodes_on_one_postgres_run_each_event_once() {
     use std::sync::Arc;
 
     use keyway_core::{Clock, ManualClock, SystemClock};
-    let fx = Fx::new(
-        Backend::Postgres,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await;
+    let fx = Fx::writer(Backend::Postgres).await;
     // A second node on the same database and master key.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        fx.app.dir.path().join("master.key"),
-        dir.path().join("master.key"),
-    )
-    .unwrap();
-    let mut config = keyway_server::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    config.database_url = fx.app.db_url.clone();
-    config.rate_limit_per_second = 0;
-    let b = keyway_server::App::build(config, Arc::new(ManualClock::new(SystemClock.now())), None)
-        .await
-        .unwrap();
-    let b_handle = b.handle();
-    tokio::spawn(async move { b.serve().await.unwrap() });
+    let b_handle = second_node(&fx.app, Arc::new(ManualClock::new(SystemClock.now()))).await;
 
     let flow = fx
         .flow(
@@ -856,15 +922,7 @@ async fn two_nodes_on_one_postgres_run_each_event_once() {
         runs.iter().all(|r| r["attempt"] == 1),
         "no run was claimed twice: {runs:?}"
     );
-    let (s, _, contacts) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            "contacts?$select=_parentcustomerid_value",
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let contacts = fx.get("contacts?$select=_parentcustomerid_value").await;
     let mut parents: Vec<String> = contacts["value"]
         .as_array()
         .unwrap()

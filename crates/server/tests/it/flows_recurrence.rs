@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use keyway_core::Clock;
 
-use crate::flows::{DV, Fx, WRITER};
+use crate::flows::{DV, Fx, ended_runs, second_node};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -56,23 +56,9 @@ fn scheduled(run: &Value) -> OffsetDateTime {
 
 /// Wait (generously) until the flow has `n` runs, all ended; oldest first.
 async fn runs(fx: &Fx, flow: &str, n: usize) -> Vec<Value> {
-    let path = format!("{}/{flow}/runs?$top=500", fx.flows());
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        let (s, r) = fx.app.graph(Method::GET, &path, None).await;
-        assert_eq!(s, StatusCode::OK, "{r}");
-        let list = r["value"].as_array().unwrap().clone();
-        let ended = |x: &Value| !matches!(x["status"].as_str(), Some("Queued" | "Running"));
-        assert!(list.len() <= n, "more runs than occurrences: {r}");
-        if list.len() == n && list.iter().all(ended) {
-            let mut list = list;
-            list.sort_by_key(scheduled);
-            return list;
-        }
-        last = r;
-        tokio::time::sleep(Wait::from_millis(100)).await;
-    }
-    panic!("flow {flow} did not end {n} runs: {last}");
+    let mut list = ended_runs(&fx.app, &fx.flows(), flow, n, Wait::from_secs(60)).await;
+    list.sort_by_key(scheduled);
+    list
 }
 
 /// Several scheduler polls (250 ms each) with the clock standing still: nothing new is due.
@@ -80,30 +66,8 @@ async fn settle() {
     tokio::time::sleep(Wait::from_millis(1200)).await;
 }
 
-async fn turn(fx: &Fx, flow: &str, on: bool) {
-    let action = if on { "turnOn" } else { "turnOff" };
-    let (s, f) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("{}/{flow}/{action}", fx.flows()),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{f}");
-}
-
-async fn writer_fx(backend: Backend) -> Fx {
-    Fx::new(
-        backend,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await
-}
-
 async fn recurrence_fires_each_occurrence_until_turned_off(backend: Backend) {
-    let fx = writer_fx(backend).await;
+    let fx = Fx::writer(backend).await;
     let clock = fx.app.clock.clone();
     let flow = fx.flow("Every five seconds", every(5, json!({}))).await;
     let (_, saved) = fx
@@ -156,13 +120,13 @@ async fn recurrence_fires_each_occurrence_until_turned_off(backend: Backend) {
     assert_eq!(ids.len(), 5, "one run id per occurrence");
 
     // Off: no more ticks, however long.
-    turn(&fx, &flow, false).await;
+    fx.turn(&flow, false).await;
     clock.advance(Duration::seconds(30));
     settle().await;
     runs(&fx, &flow, 5).await;
     // On again: counting starts over from now, firing at once.
     let back_on = clock.now();
-    turn(&fx, &flow, true).await;
+    fx.turn(&flow, true).await;
     let list = runs(&fx, &flow, 6).await;
     assert_eq!(scheduled(&list[5]), back_on.replace_nanosecond(0).unwrap());
     clock.advance(Duration::seconds(5));
@@ -172,15 +136,9 @@ async fn recurrence_fires_each_occurrence_until_turned_off(backend: Backend) {
         back_on.replace_nanosecond(0).unwrap() + Duration::seconds(5)
     );
 
-    let (s, _, contacts) = fx
-        .web(
-            &fx.admin,
-            Method::GET,
-            "contacts?$select=lastname&$filter=startswith(lastname,'tick ')",
-            None,
-        )
+    let contacts = fx
+        .get("contacts?$select=lastname&$filter=startswith(lastname,'tick ')")
         .await;
-    assert_eq!(s, StatusCode::OK, "{contacts}");
     let mut names: Vec<String> = contacts["value"]
         .as_array()
         .unwrap()
@@ -205,7 +163,7 @@ async fn recurrence_fires_each_occurrence_until_turned_off(backend: Backend) {
 }
 
 async fn a_future_start_time_is_the_first_occurrence(backend: Backend) {
-    let fx = writer_fx(backend).await;
+    let fx = Fx::writer(backend).await;
     let clock = fx.app.clock.clone();
     let start = clock.now().replace_nanosecond(0).unwrap() + Duration::seconds(30);
     let flow = fx
@@ -232,7 +190,7 @@ async fn a_future_start_time_is_the_first_occurrence(backend: Backend) {
 }
 
 async fn time_zones_other_than_utc_are_refused(backend: Backend) {
-    let fx = writer_fx(backend).await;
+    let fx = Fx::writer(backend).await;
     let flows = fx.flows();
     let save = |name: &str, definition: Value| {
         fx.app.graph(
@@ -295,22 +253,9 @@ async fn time_zones_other_than_utc_are_refused(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_one_postgres_fire_each_occurrence_once() {
     use std::sync::Arc;
-    let fx = writer_fx(Backend::Postgres).await;
+    let fx = Fx::writer(Backend::Postgres).await;
     let clock = fx.app.clock.clone();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        fx.app.dir.path().join("master.key"),
-        dir.path().join("master.key"),
-    )
-    .unwrap();
-    let mut config = keyway_server::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    config.database_url = fx.app.db_url.clone();
-    config.rate_limit_per_second = 0;
-    let b = keyway_server::App::build(config, Arc::new(clock.clone()), None)
-        .await
-        .unwrap();
-    let b_handle = b.handle();
-    tokio::spawn(async move { b.serve().await.unwrap() });
+    let b_handle = second_node(&fx.app, Arc::new(clock.clone())).await;
 
     let flow = fx.flow("Every second", every(1, json!({}))).await;
     runs(&fx, &flow, 1).await;

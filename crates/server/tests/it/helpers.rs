@@ -229,6 +229,27 @@ impl TestApp {
         p
     }
 
+    /// An application with a service principal and a secret added with `secret` (addPassword's
+    /// body); returns (appId, secretText).
+    pub async fn app_with_secret(&self, name: &str, secret: Value) -> (String, String) {
+        let (oid, app_id) = self.create_app(name, json!({})).await;
+        let p = self.add_secret(&oid, secret).await;
+        (app_id, p["secretText"].as_str().unwrap().to_string())
+    }
+
+    /// The administrator's Power Platform token (what connections are made with).
+    pub async fn platform_token(&self) -> String {
+        let (s, t) = self
+            .secret_token(
+                &self.profile.client_id.to_string(),
+                &self.profile.client_secret,
+                "https://api.powerplatform.com/.default",
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        t["access_token"].as_str().unwrap().to_string()
+    }
+
     /// A new environment and the administrator's token for it: (environment, Web API base, token).
     pub async fn environment(&self, name: &str) -> (Value, String, String) {
         let (s, env) = self

@@ -5,10 +5,15 @@
 //! (the flow stays off, its missing reference listed), then with TEST's connection in the
 //! settings file (the flow turns on and runs with TEST's connection), and the same for PROD.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::flows::{Fx, WRITER, add_contact, dataverse_flow};
+use crate::flows::{
+    Fx, WRITER, add_app_user, add_contact, dataverse_flow, ended_runs, put_connection, run_detail,
+    sp_parameters,
+};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -36,12 +41,7 @@ pub fn references() -> Value {
 }
 
 async fn references_bind_flows_to_connections(backend: Backend) {
-    let fx = Fx::new(
-        backend,
-        &[("Flow contact writer", WRITER)],
-        &["Flow contact writer"],
-    )
-    .await;
+    let fx = Fx::writer(backend).await;
     let web = WebApi {
         http: &fx.app.http,
         api: fx.api.clone(),
@@ -186,8 +186,7 @@ async fn references_bind_flows_to_connections(backend: Backend) {
     assert_eq!(f["state"], "on");
     web.create(&fx.admin, "accounts", json!({"name": "Fabrikam"}))
         .await;
-    let runs = fx.runs(&flow, 1).await;
-    let run = fx.run(&flow, &runs[0]).await;
+    let run = fx.last_run(&flow, 1).await;
     assert_eq!(run["status"], "Succeeded", "{run}");
     assert_eq!(
         run["actions"][0]["connection"]["name"], "sp-dataverse",
@@ -285,46 +284,24 @@ impl Stage {
 
     /// The service principal as an application user holding `role`; its system user id.
     async fn app_user(&self, app: &TestApp, app_id: &str, role: &str) -> String {
-        let (s, u) = app
-            .graph(
-                Method::POST,
-                &self.path("addAppUser"),
-                Some(json!({"servicePrincipalAppId": app_id, "roles": [role]})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{u}");
-        u["systemuserid"].as_str().unwrap().to_string()
+        add_app_user(app, &self.id, app_id, &[role]).await
     }
 
     /// The environment's own Dataverse connection `sp-<stage>`, made with the service
     /// principal's secret (seed 002 step 5).
     async fn connection(&self, app: &TestApp, app_id: &str, secret: &str) -> String {
-        let (s, t) = app
-            .secret_token(
-                &app.profile.client_id.to_string(),
-                &app.profile.client_secret,
-                "https://api.powerplatform.com/.default",
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{t}");
         let name = format!("sp-{}", self.name);
-        let (s, c) = app
-            .call(
-                t["access_token"].as_str().unwrap(),
-                Method::PUT,
-                &format!("/connectivity/connectors/{KEY}/connections/{name}?api-version=1"),
-                Some(json!({"properties": {
-                    "displayName": format!("Dataverse in {}", self.name),
-                    "environment": {"id": format!("/providers/Microsoft.PowerApps/environments/{}", self.id), "name": self.id},
-                    "connectionParametersSet": {"name": "ServicePrincipalOauth", "values": {
-                        "token:clientId": {"value": app_id},
-                        "token:clientSecret": {"value": secret},
-                        "token:TenantId": {"value": app.tenant()},
-                        "token:grantType": {"value": "client_credentials"},
-                    }},
-                }})),
-            )
-            .await;
+        let mut parameters = sp_parameters(app, app_id, secret, None);
+        parameters["values"]["token:grantType"] = json!({"value": "client_credentials"});
+        let (s, c) = put_connection(
+            app,
+            &app.platform_token().await,
+            &self.id,
+            &name,
+            Some(&format!("Dataverse in {}", self.name)),
+            parameters,
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED, "{c}");
         assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
         name
@@ -352,27 +329,9 @@ impl Stage {
 
     /// Wait for the flow's one run to end; it with its actions.
     async fn one_run(&self, app: &TestApp, flow: &str) -> Value {
-        let runs = self.path(&format!("flows/{flow}/runs"));
-        for _ in 0..400 {
-            let (s, r) = app.graph(Method::GET, &runs, None).await;
-            assert_eq!(s, StatusCode::OK, "{r}");
-            if let Some(run) = r["value"].as_array().unwrap().first()
-                && !matches!(run["status"].as_str(), Some("Queued" | "Running"))
-            {
-                assert_eq!(r["value"].as_array().unwrap().len(), 1, "{r}");
-                let (s, run) = app
-                    .graph(
-                        Method::GET,
-                        &format!("{runs}/{}", run["id"].as_str().unwrap()),
-                        None,
-                    )
-                    .await;
-                assert_eq!(s, StatusCode::OK, "{run}");
-                return run;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("no run of {flow} in {}", self.name);
+        let flows = self.path("flows");
+        let runs = ended_runs(app, &flows, flow, 1, Duration::from_secs(20)).await;
+        run_detail(app, &flows, flow, &runs[0]).await
     }
 }
 
@@ -401,16 +360,12 @@ async fn holdings(app: &TestApp, st: &Stage) -> Value {
 async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
     let app = spawn_app(backend).await;
     // Seed 002 steps 1–2: one app registration and secret, the service identity everywhere.
-    let (oid, app_id) = app.create_app("D365-App-Registration", json!({})).await;
-    let secret = app
-        .add_secret(
-            &oid,
+    let (app_id, secret) = app
+        .app_with_secret(
+            "D365-App-Registration",
             json!({"passwordCredential": {"displayName": "D365AppSecret"}}),
         )
-        .await["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
 
     // DEV: a least-privilege role, the application user, its connection, a reference bound to
     // it, a variable, and seed 002's flow naming the reference.
