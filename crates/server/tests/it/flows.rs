@@ -368,6 +368,14 @@ pub async fn second_node(
     handle
 }
 
+/// Assert the run succeeded, its first action through `connection` as system user `user`.
+pub fn assert_ran_with(run: &Value, connection: &str, user: &str) {
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let action = &run["actions"][0];
+    assert_eq!(action["connection"]["name"], connection, "{run}");
+    assert_eq!(action["identity"]["systemUserId"], user, "{run}");
+}
+
 /// "When a row is …" on `entity`, then `actions`.
 pub fn dataverse_flow(entity: &str, message: u8, extra: Value, actions: Value) -> Value {
     let mut parameters = json!({
@@ -439,10 +447,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
         "actions.Add_a_new_row.inputs.parameters.item/lastname"
     );
     assert_eq!(e["error"]["offset"], 1, "{e}");
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("concat"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("concat"), "{e}");
     // A connection that does not exist is named.
     let mut unknown = dataverse_flow("account", 1, json!({}), add_contact(""));
     unknown["actions"]["Add_a_new_row"]["inputs"]["host"]["connectionName"] = json!("nope");
@@ -455,10 +460,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("'nope'"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("'nope'"), "{e}");
 
     // Step 6: "when an account is added, add a contact" through the connection.
     let flow = fx
@@ -545,13 +547,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
     let action = &run["actions"][0];
     assert_eq!(action["status"], "Failed");
     assert_eq!(action["error"]["code"], "0x80040220", "{run}");
-    assert!(
-        action["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("prvCreateaccount"),
-        "{run}"
-    );
+    assert!(error_message(action).contains("prvCreateaccount"), "{run}");
     assert_eq!(action["identity"]["systemUserId"], fx.sp_user.as_str());
 
     // Revoking the role makes the next action fail (the connection itself is untouched).
@@ -577,10 +573,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
     assert_eq!(runs[0]["status"], "Failed", "{runs:?}");
     assert_eq!(runs[0]["error"]["code"], "0x80040220", "{runs:?}");
     assert!(
-        runs[0]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("prvCreatecontact"),
+        error_message(&runs[0]).contains("prvCreatecontact"),
         "{runs:?}"
     );
     fx.app.stop().await;
@@ -608,10 +601,7 @@ async fn run_as_modifying_user_and_row_owner(backend: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(e["error"]["code"], "0x80040220");
     assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("prvActOnBehalfOfAnotherUser"),
+        error_message(&e).contains("prvActOnBehalfOfAnotherUser"),
         "{e}"
     );
 
@@ -703,10 +693,7 @@ async fn filters_and_scope_skip_runs(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("nosuch"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("nosuch"), "{e}");
     // Scope 1 (user): only rows the flow's owner owns.
     let mut mine = dataverse_flow("account", 1, json!({}), compose.clone());
     mine["triggers"]["When_a_row_is_added"]["inputs"]["parameters"]["subscriptionRequest/scope"] =

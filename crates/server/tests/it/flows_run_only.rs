@@ -6,7 +6,7 @@ use keyway_core::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::flows::{DV, Fx, Member, WRITER, add_app_user, sp_parameters};
+use crate::flows::{DV, Fx, Member, WRITER, add_app_user, assert_ran_with, sp_parameters};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -273,10 +273,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(e["error"]["code"], "0x80040220");
     assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("prvActOnBehalfOfAnotherUser"),
+        error_message(&e).contains("prvActOnBehalfOfAnotherUser"),
         "{e}"
     );
     // And an instant trigger.
@@ -293,13 +290,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("instant trigger"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("instant trigger"), "{e}");
 
     // The administrator holds Delegate.
     let (s, f) = fx
@@ -319,15 +310,13 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     let path = |rest: &str| format!("{}/{flow}{rest}", fx.flows());
     let run_body =
         |connection: &str| json!({"name": "Ada", "$connections": {"dv-invoker": connection}});
+    // A manual run started by `who`, naming their connection for the invoker reference.
+    let run_with = |who: &Member, connection: &str| {
+        as_who(who, Method::POST, path("/run"), Some(run_body(connection)))
+    };
 
     // Nobody but the owner may run it yet.
-    let (s, e) = as_who(
-        &runner,
-        Method::POST,
-        path("/run"),
-        Some(run_body("runner-dv")),
-    )
-    .await;
+    let (s, e) = run_with(&runner, "runner-dv").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
 
     // The owner makes the runner a run-only user (once).
@@ -382,28 +371,10 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("dv-invoker"),
-        "{e}"
-    );
-    let (s, e) = as_who(
-        &runner,
-        Method::POST,
-        path("/run"),
-        Some(run_body("stranger-dv")),
-    )
-    .await;
+    assert!(error_message(&e).contains("dv-invoker"), "{e}");
+    let (s, e) = run_with(&runner, "stranger-dv").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "not theirs: {e}");
-    let (s, r) = as_who(
-        &runner,
-        Method::POST,
-        path("/run"),
-        Some(run_body("runner-dv")),
-    )
-    .await;
+    let (s, r) = run_with(&runner, "runner-dv").await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
     let runs = fx.runs(&flow, 1).await;
     let run = fx.run(&flow, &runs[0]).await;
@@ -465,13 +436,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Someone who is not a run-only user cannot run it, until a team of theirs may.
-    let (s, e) = as_who(
-        &stranger,
-        Method::POST,
-        path("/run"),
-        Some(run_body("stranger-dv")),
-    )
-    .await;
+    let (s, e) = run_with(&stranger, "stranger-dv").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
     let (_, _, who) = fx.web(&fx.admin, Method::GET, "WhoAmI", None).await;
     let team = fx
@@ -500,37 +465,17 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{g}");
     assert_eq!(g["type"], "team");
-    let (s, r) = as_who(
-        &stranger,
-        Method::POST,
-        path("/run"),
-        Some(run_body("stranger-dv")),
-    )
-    .await;
+    let (s, r) = run_with(&stranger, "stranger-dv").await;
     assert_eq!(s, StatusCode::ACCEPTED, "through the team: {r}");
     let run = fx.last_run(&flow, 3).await;
-    assert_eq!(run["status"], "Succeeded", "{run}");
-    assert_eq!(
-        run["actions"][0]["connection"]["name"], "stranger-dv",
-        "{run}"
-    );
-    assert_eq!(
-        run["actions"][0]["identity"]["systemUserId"],
-        stranger.user.as_str()
-    );
+    assert_ran_with(&run, "stranger-dv", &stranger.user);
 
     // A connection to another environment is refused for a run-only user's connection: at save
     // when the flow is saved with one, at run time when the runner brings one.
     let (prod, _, _) = fx.app.environment("prod").await;
     let prod_url = prod["url"].as_str().unwrap();
     own_connection(&fx, &runner, "runner-prod", Some(prod_url)).await;
-    let (s, r) = as_who(
-        &runner,
-        Method::POST,
-        path("/run"),
-        Some(run_body("runner-prod")),
-    )
-    .await;
+    let (s, r) = run_with(&runner, "runner-prod").await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
     let run = fx.last_run(&flow, 4).await;
     assert_eq!(run["status"], "Failed", "{run}");
@@ -549,13 +494,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
     cross["name"] = json!("cross");
     let (s, e) = fx.app.graph(Method::POST, &fx.flows(), Some(cross)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("another environment"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("another environment"), "{e}");
 
     // Revoked: the runner may run it no more.
     let (s, _) = fx
@@ -567,13 +506,7 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, e) = as_who(
-        &runner,
-        Method::POST,
-        path("/run"),
-        Some(run_body("runner-dv")),
-    )
-    .await;
+    let (s, e) = run_with(&runner, "runner-dv").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
     fx.app.stop().await;
 }

@@ -293,6 +293,13 @@ pub fn aadsts(body: &Value) -> u64 {
         .unwrap_or_else(|| panic!("not an Entra error: {body}"))
 }
 
+/// The message of an error body (`{"error": {"code", "message"}}`).
+pub fn error_message(body: &Value) -> &str {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {body}"))
+}
+
 /// Claims of a JWT, unverified (for assertions about content).
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine;

@@ -11,8 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::flows::{
-    Fx, WRITER, add_app_user, add_contact, dataverse_flow, ended_runs, put_connection, run_detail,
-    sp_parameters,
+    Fx, WRITER, add_app_user, add_contact, assert_ran_with, dataverse_flow, ended_runs,
+    put_connection, run_detail, sp_parameters,
 };
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -101,10 +101,7 @@ async fn references_bind_flows_to_connections(backend: Backend) {
             .await;
         assert_eq!(s, status, "{e}");
         assert_eq!(e["error"]["code"], code, "{e}");
-        assert!(
-            e["error"]["message"].as_str().unwrap().contains(conn),
-            "{e}"
-        );
+        assert!(error_message(&e).contains(conn), "{e}");
         let (s, e, _) = web
             .call(
                 &maker,
@@ -138,7 +135,7 @@ async fn references_bind_flows_to_connections(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(e["error"]["code"], "ConnectionReferenceNotBound", "{e}");
     assert_eq!(e["error"]["connectionReference"], REF, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains(REF), "{e}");
+    assert!(error_message(&e).contains(REF), "{e}");
     let (s, f) = fx
         .app
         .graph(Method::POST, &fx.flows(), Some(body("off")))
@@ -165,13 +162,7 @@ async fn references_bind_flows_to_connections(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("runtimeSource"),
-        "{e}"
-    );
+    assert!(error_message(&e).contains("runtimeSource"), "{e}");
 
     // Bound to the environment's connection: it turns on and runs with that connection.
     web.ok(
@@ -187,15 +178,7 @@ async fn references_bind_flows_to_connections(backend: Backend) {
     web.create(&fx.admin, "accounts", json!({"name": "Fabrikam"}))
         .await;
     let run = fx.last_run(&flow, 1).await;
-    assert_eq!(run["status"], "Succeeded", "{run}");
-    assert_eq!(
-        run["actions"][0]["connection"]["name"], "sp-dataverse",
-        "{run}"
-    );
-    assert_eq!(
-        run["actions"][0]["identity"]["systemUserId"],
-        fx.sp_user.as_str()
-    );
+    assert_ran_with(&run, "sp-dataverse", &fx.sp_user);
 
     // A connection name that is a reference's logical name goes through the reference.
     let (s, f) = fx
@@ -534,10 +517,7 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         let (s, e) = st.import(&app, &direct, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
         assert_eq!(e["error"]["code"], "InvalidSolutionFile", "{e}");
-        assert!(
-            e["error"]["message"].as_str().unwrap().contains(&dev_conn),
-            "{e}"
-        );
+        assert!(error_message(&e).contains(&dev_conn), "{e}");
         assert_eq!(holdings(&app, &st).await, before, "nothing changed");
 
         // Without settings: imported, the flow off and its unbound reference listed.
@@ -614,15 +594,13 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         )
         .await;
         let run = st.one_run(&app, &flow_id).await;
-        assert_eq!(run["status"], "Succeeded", "{run}");
-        let action = &run["actions"][0];
-        assert_eq!(action["connection"]["name"], conn.as_str(), "{run}");
-        assert_eq!(
-            action["identity"]["systemUserId"],
-            sp_user.as_str(),
-            "{run}"
+        assert_ran_with(&run, &conn, &sp_user);
+        connection_ids.push(
+            run["actions"][0]["connection"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         );
-        connection_ids.push(action["connection"]["id"].as_str().unwrap().to_string());
         let contacts = web
             .ok(
                 &st.admin,
