@@ -5,38 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{json, keyway, ok, serve};
-
-/// The profile's Web API base and token, and a client trusting the server's CA.
-fn web(profile: &Path, env_url_of: &Value) -> (reqwest::Client, String, String) {
-    let p: Value = serde_json::from_slice(&std::fs::read(profile).unwrap()).unwrap();
-    let ca = std::fs::read(p["caPath"].as_str().unwrap()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let url = env_url_of["url"].as_str().unwrap().to_string();
-    let token = ok(
-        profile,
-        &[
-            "token",
-            "get",
-            "--scope",
-            &format!("{url}/.default"),
-            "--raw",
-        ],
-    )
-    .trim()
-    .to_string();
-    (http, format!("{url}/api/data/v9.2"), token)
-}
+use common::{
+    account_to_contact, app_user, create_flow, json, keyway, ok, serve, service_principal, web,
+};
 
 async fn count(http: &reqwest::Client, api: &str, token: &str, query: &str) -> Vec<Value> {
     let r: Value = http
@@ -80,82 +57,26 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     let profile = dir.path().join("admin.json");
 
     json(&profile, &["env", "create", "dev"]);
-    let app = json(&profile, &["app", "create", "D365-App-Registration"]);
-    let app_id = app["appId"].as_str().unwrap().to_string();
-    let secret = json(&profile, &["app", "secret", "add", &app_id])["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    json(&profile, &["sp", "create", &app_id]);
-    ok(
+    let sp = service_principal(
         &profile,
-        &[
-            "env",
-            "app-user",
-            "add",
-            "dev",
-            "--app-id",
-            &app_id,
-            "--role",
-            "System Administrator",
-        ],
+        "D365-App-Registration",
+        &dir.path().join("sp.secret"),
     );
-    let tenant = json(&profile, &["tenant", "list"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_file = dir.path().join("sp.secret");
-    std::fs::write(&secret_file, &secret).unwrap();
-    let c = json(
-        &profile,
-        &[
-            "connection",
-            "create",
-            "dev",
-            "--name",
-            "sp-dataverse",
-            "--set",
-            "ServicePrincipalOauth",
-            "--value",
-            &format!("token:clientId={app_id}"),
-            "--value",
-            &format!("token:TenantId={tenant}"),
-            "--secret",
-            &format!("token:clientSecret=@{}", secret_file.display()),
-        ],
-    );
-    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    app_user(&profile, "dev", &sp.app_id, "System Administrator");
+    sp.connection(&profile, "dev", "sp-dataverse");
     // Each run first waits on a slow call, so the kill finds runs in the middle.
     let slow = slow_server(Duration::from_millis(300));
-    let definition = json!({"properties": {"definition": {
-        "triggers": {"When_a_row_is_added": {"type": "OpenApiConnectionWebhook", "inputs": {
-            "host": {"connectionName": "sp-dataverse", "operationId": "SubscribeWebhookTrigger"},
-            "parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4},
-        }}},
-        "actions": {
-        "Wait": {"type": "Http", "inputs": {"method": "GET", "uri": slow}},
-        "Add_a_new_row": {"type": "OpenApiConnection", "runAfter": {"Wait": ["Succeeded"]}, "inputs": {
-            "host": {"connectionName": "sp-dataverse", "operationId": "CreateRecord"},
-            "parameters": {
-                "entityName": "contacts",
-                "item/lastname": "@triggerOutputs()?['body/name']",
-                "item/parentcustomerid_account@odata.bind": "accounts(@{triggerOutputs()?['body/accountid']})",
-            },
-        }}},
-    }}});
-    let def_file = dir.path().join("flow.json");
-    std::fs::write(&def_file, definition.to_string()).unwrap();
-    let flow = json(
+    let mut definition = account_to_contact("sp-dataverse");
+    definition["actions"]["Wait"] =
+        json!({"type": "Http", "inputs": {"method": "GET", "uri": slow}});
+    definition["actions"]["Add_a_new_row"]["runAfter"] = json!({"Wait": ["Succeeded"]});
+    let definition = json!({"properties": {"definition": definition}});
+    let flow = create_flow(
         &profile,
-        &[
-            "flow",
-            "create",
-            "dev",
-            "--name",
-            "Account to contact",
-            "--definition",
-            def_file.to_str().unwrap(),
-        ],
+        "dev",
+        "Account to contact",
+        &definition,
+        &dir.path().join("flow.json"),
     );
     assert_eq!(flow["state"], "on", "{flow}");
     let listed = ok(&profile, &["flow", "list", "dev"]);
@@ -165,8 +86,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
     );
 
     // The burst: 80 accounts at once; kill -9 once a third are acknowledged...
-    let env = json(&profile, &["env", "show", "dev"]);
-    let (http, api, token) = web(&profile, &env);
+    let (http, api, token) = web(&profile, "dev");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let acknowledged = rt.block_on(async {
         let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -225,8 +145,7 @@ fn a_burst_of_trigger_events_survives_kill_9_and_each_runs_once() {
 
     // Restart on the same data directory; the runs the dead process held resume after their lease.
     let _server = serve(dir.path(), &[]);
-    let env = json(&profile, &["env", "show", "dev"]);
-    let (http, api, token) = web(&profile, &env);
+    let (http, api, token) = web(&profile, "dev");
     let deadline = Instant::now() + Duration::from_secs(90);
     let runs = loop {
         let runs = json(
@@ -301,37 +220,18 @@ fn run_only_users_are_added_listed_and_removed() {
     let app = json(&profile, &["app", "create", "runner"]);
     let app_id = app["appId"].as_str().unwrap().to_string();
     json(&profile, &["sp", "create", &app_id]);
-    let user = json(
-        &profile,
-        &[
-            "env",
-            "app-user",
-            "add",
-            "dev",
-            "--app-id",
-            &app_id,
-            "--role",
-            "Basic User",
-        ],
-    );
+    let user = app_user(&profile, "dev", &app_id, "Basic User");
     let user = user["systemuserid"].as_str().unwrap().to_string();
-    let def_file = dir.path().join("button.json");
     let definition = json!({
         "triggers": {"manual": {"type": "Request", "kind": "Button"}},
         "actions": {"Hello": {"type": "Compose", "inputs": "@triggerBody()?['who']"}},
     });
-    std::fs::write(&def_file, definition.to_string()).unwrap();
-    json(
+    create_flow(
         &profile,
-        &[
-            "flow",
-            "create",
-            "dev",
-            "--name",
-            "Button",
-            "--definition",
-            def_file.to_str().unwrap(),
-        ],
+        "dev",
+        "Button",
+        &definition,
+        &dir.path().join("button.json"),
     );
     let g = json(
         &profile,

@@ -13,37 +13,13 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{json, keyway, ok, serve};
+use common::{
+    ServicePrincipal, account_to_contact, app_user, create_flow, json, keyway, ok, serve,
+    service_principal, web,
+};
 
 const REF: &str = "pfx_sharedcommondataserviceforapps_abc";
 const DV_ID: &str = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps";
-
-/// The Web API of an environment as the profile's application: (client, base, token).
-fn web(profile: &Path, env: &str) -> (reqwest::Client, String, String) {
-    let p: Value = serde_json::from_slice(&std::fs::read(profile).unwrap()).unwrap();
-    let ca = std::fs::read(p["caPath"].as_str().unwrap()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let url = json(profile, &["env", "show", env])["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = ok(
-        profile,
-        &[
-            "token",
-            "get",
-            "--scope",
-            &format!("{url}/.default"),
-            "--raw",
-        ],
-    )
-    .trim()
-    .to_string();
-    (http, format!("{url}/api/data/v9.2"), token)
-}
 
 fn post(web: &(reqwest::Client, String, String), set: &str, body: Value) {
     let (http, api, token) = web;
@@ -62,40 +38,10 @@ fn post(web: &(reqwest::Client, String, String), set: &str, body: Value) {
 }
 
 /// An environment with the service principal as an application user and its connection.
-fn stage(profile: &Path, env: &str, app_id: &str, secret_file: &Path, tenant: &str) {
+fn stage(profile: &Path, env: &str, sp: &ServicePrincipal) {
     json(profile, &["env", "create", env]);
-    ok(
-        profile,
-        &[
-            "env",
-            "app-user",
-            "add",
-            env,
-            "--app-id",
-            app_id,
-            "--role",
-            "System Administrator",
-        ],
-    );
-    let c = json(
-        profile,
-        &[
-            "connection",
-            "create",
-            env,
-            "--name",
-            &format!("sp-{env}"),
-            "--set",
-            "ServicePrincipalOauth",
-            "--value",
-            &format!("token:clientId={app_id}"),
-            "--value",
-            &format!("token:TenantId={tenant}"),
-            "--secret",
-            &format!("token:clientSecret=@{}", secret_file.display()),
-        ],
-    );
-    assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+    app_user(profile, env, &sp.app_id, "System Administrator");
+    sp.connection(profile, env, &format!("sp-{env}"));
 }
 
 #[test]
@@ -103,21 +49,13 @@ fn export_create_settings_and_import_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let _server = serve(dir.path(), &[]);
     let profile = dir.path().join("admin.json");
-    let app = json(&profile, &["app", "create", "D365-App-Registration"]);
-    let app_id = app["appId"].as_str().unwrap().to_string();
-    let secret = json(&profile, &["app", "secret", "add", &app_id])["secretText"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    json(&profile, &["sp", "create", &app_id]);
-    let tenant = json(&profile, &["tenant", "list"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_file = dir.path().join("sp.secret");
-    std::fs::write(&secret_file, &secret).unwrap();
+    let sp = service_principal(
+        &profile,
+        "D365-App-Registration",
+        &dir.path().join("sp.secret"),
+    );
     for env in ["dev", "test"] {
-        stage(&profile, env, &app_id, &secret_file, &tenant);
+        stage(&profile, env, &sp);
     }
 
     // DEV: a reference bound to DEV's connection, and seed 002's flow naming the reference.
@@ -126,34 +64,13 @@ fn export_create_settings_and_import_through_the_cli() {
         "connectionreferences",
         json!({"connectionreferencelogicalname": REF, "connectorid": DV_ID, "connectionid": "sp-dev"}),
     );
-    let host = json!({"connectionName": REF, "operationId": "CreateRecord"});
-    let definition = json!({
-        "triggers": {"When_a_row_is_added": {"type": "OpenApiConnectionWebhook", "inputs": {
-            "host": {"connectionName": REF, "operationId": "SubscribeWebhookTrigger"},
-            "parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4},
-        }}},
-        "actions": {"Add_a_new_row": {"type": "OpenApiConnection", "runAfter": {}, "inputs": {
-            "host": host,
-            "parameters": {
-                "entityName": "contacts",
-                "item/lastname": "@triggerOutputs()?['body/name']",
-                "item/parentcustomerid_account@odata.bind": "accounts(@{triggerOutputs()?['body/accountid']})",
-            },
-        }}},
-    });
-    let def_file = dir.path().join("flow.json");
-    std::fs::write(&def_file, definition.to_string()).unwrap();
-    let flow = json(
+    let definition = account_to_contact(REF);
+    let flow = create_flow(
         &profile,
-        &[
-            "flow",
-            "create",
-            "dev",
-            "--name",
-            "Account to contact",
-            "--definition",
-            def_file.to_str().unwrap(),
-        ],
+        "dev",
+        "Account to contact",
+        &definition,
+        &dir.path().join("flow.json"),
     );
     assert_eq!(flow["state"], "on", "{flow}");
 
@@ -271,35 +188,22 @@ fn export_create_settings_and_import_through_the_cli() {
     let mut settings: Value = serde_json::from_str(&written).unwrap();
     settings["ConnectionReferences"][0]["ConnectionId"] = json!("sp-dev");
     std::fs::write(&settings_file, settings.to_string()).unwrap();
-    let (success, _, err) = keyway(
-        &profile,
-        &[
-            "solution",
-            "import",
-            "test",
-            "--solution-file",
-            archive_path,
-            "--settings-file",
-            settings_path,
-        ],
-    );
+    let import_with_settings = [
+        "solution",
+        "import",
+        "test",
+        "--solution-file",
+        archive_path,
+        "--settings-file",
+        settings_path,
+    ];
+    let (success, _, err) = keyway(&profile, &import_with_settings);
     assert!(!success && err.contains("sp-dev"), "{err}");
 
     // With TEST's connection: the flow turns on and runs with it.
     settings["ConnectionReferences"][0]["ConnectionId"] = json!("sp-test");
     std::fs::write(&settings_file, settings.to_string()).unwrap();
-    let report = json(
-        &profile,
-        &[
-            "solution",
-            "import",
-            "test",
-            "--solution-file",
-            archive_path,
-            "--settings-file",
-            settings_path,
-        ],
-    );
+    let report = json(&profile, &import_with_settings);
     assert_eq!(report["flows"][0]["state"], "on", "{report}");
     assert_eq!(report["solution"]["version"], "1.2.0.0");
     post(

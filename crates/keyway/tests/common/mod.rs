@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -83,4 +83,141 @@ pub fn json(profile: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.extend(["--output", "json"]);
     serde_json::from_str(&ok(profile, &all)).unwrap()
+}
+
+/// An environment's Web API as the profile's application: a client trusting the server's CA,
+/// the Web API base, and a token for it.
+pub fn web(profile: &Path, env: &str) -> (reqwest::Client, String, String) {
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(profile).unwrap()).unwrap();
+    let ca = std::fs::read(p["caPath"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let url = json(profile, &["env", "show", env])["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = ok(
+        profile,
+        &[
+            "token",
+            "get",
+            "--scope",
+            &format!("{url}/.default"),
+            "--raw",
+        ],
+    )
+    .trim()
+    .to_string();
+    (http, format!("{url}/api/data/v9.2"), token)
+}
+
+/// An application registered with a service principal and a secret (seed 002 steps 1–3).
+pub struct ServicePrincipal {
+    pub app_id: String,
+    /// The secret, in a file for `--secret token:clientSecret=@file`.
+    pub secret_file: PathBuf,
+    pub tenant: String,
+}
+
+/// Register `name` with a service principal and add a secret, written to `secret_file`.
+pub fn service_principal(profile: &Path, name: &str, secret_file: &Path) -> ServicePrincipal {
+    let app_id = json(profile, &["app", "create", name])["appId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = json(profile, &["app", "secret", "add", &app_id])["secretText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(secret_file, &secret).unwrap();
+    json(profile, &["sp", "create", &app_id]);
+    let tenant = json(profile, &["tenant", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ServicePrincipal {
+        app_id,
+        secret_file: secret_file.to_path_buf(),
+        tenant,
+    }
+}
+
+impl ServicePrincipal {
+    /// Its Dataverse connection `name` in `env`, made with its secret; it must test Connected.
+    pub fn connection(&self, profile: &Path, env: &str, name: &str) -> serde_json::Value {
+        let c = json(
+            profile,
+            &[
+                "connection",
+                "create",
+                env,
+                "--name",
+                name,
+                "--set",
+                "ServicePrincipalOauth",
+                "--value",
+                &format!("token:clientId={}", self.app_id),
+                "--value",
+                &format!("token:TenantId={}", self.tenant),
+                "--secret",
+                &format!("token:clientSecret=@{}", self.secret_file.display()),
+            ],
+        );
+        assert_eq!(c["properties"]["statuses"][0]["status"], "Connected", "{c}");
+        c
+    }
+}
+
+/// Add the application `app_id`'s application user to `env` holding `role`: the user.
+pub fn app_user(profile: &Path, env: &str, app_id: &str, role: &str) -> serde_json::Value {
+    json(
+        profile,
+        &[
+            "env", "app-user", "add", env, "--app-id", app_id, "--role", role,
+        ],
+    )
+}
+
+/// Save the flow `name` in `env` from `definition` (written to `file`): the flow.
+pub fn create_flow(
+    profile: &Path,
+    env: &str,
+    name: &str,
+    definition: &serde_json::Value,
+    file: &Path,
+) -> serde_json::Value {
+    std::fs::write(file, definition.to_string()).unwrap();
+    json(
+        profile,
+        &[
+            "flow",
+            "create",
+            env,
+            "--name",
+            name,
+            "--definition",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
+/// Seed 002's flow definition: when an account is added, add a contact for it, both through
+/// the connection (or connection reference) `connection`.
+pub fn account_to_contact(connection: &str) -> serde_json::Value {
+    serde_json::json!({
+        "triggers": {"When_a_row_is_added": {"type": "OpenApiConnectionWebhook", "inputs": {
+            "host": {"connectionName": connection, "operationId": "SubscribeWebhookTrigger"},
+            "parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4},
+        }}},
+        "actions": {"Add_a_new_row": {"type": "OpenApiConnection", "runAfter": {}, "inputs": {
+            "host": {"connectionName": connection, "operationId": "CreateRecord"},
+            "parameters": {
+                "entityName": "contacts",
+                "item/lastname": "@triggerOutputs()?['body/name']",
+                "item/parentcustomerid_account@odata.bind": "accounts(@{triggerOutputs()?['body/accountid']})",
+            },
+        }}},
+    })
 }
