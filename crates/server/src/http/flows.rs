@@ -97,6 +97,18 @@ async fn caller(
     svc::caller(state, token, env).await.map_err(fail)
 }
 
+/// What every call on one flow starts with: who is calling, then the flow's id.
+async fn flow_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    env: &str,
+    flow: &str,
+    ctx: &RequestContext,
+) -> Result<(FlowCaller, Uuid), FlowsError> {
+    let c = caller(state, headers, env, ctx).await?;
+    Ok((c, id(flow, "flow", ctx)?))
+}
+
 fn id(s: &str, what: &str, ctx: &RequestContext) -> Result<Uuid, FlowsError> {
     Uuid::parse_str(s).map_err(|_| {
         fe(
@@ -173,8 +185,7 @@ pub async fn flow_get(
     Path((env, flow)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     Ok(Json(svc::get(&state, &c, flow).await.or_flows(&ctx)?).into_response())
 }
 
@@ -196,8 +207,7 @@ pub async fn flow_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     let input = FlowInput::from_json(&body_json(&body, &ctx)?).or_flows(&ctx)?;
     let saved = svc::replace(&state, &c, flow, input, if_match(&headers))
         .await
@@ -214,8 +224,7 @@ pub async fn flow_delete(
     Path((env, flow)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     svc::delete(&state, &c, flow).await.or_flows(&ctx)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -229,8 +238,7 @@ pub async fn flow_turn_on(
     Path((env, flow)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     Ok(Json(svc::set_on(&state, &c, flow, true).await.or_flows(&ctx)?).into_response())
 }
 
@@ -243,8 +251,7 @@ pub async fn flow_turn_off(
     Path((env, flow)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     Ok(Json(svc::set_on(&state, &c, flow, false).await.or_flows(&ctx)?).into_response())
 }
 
@@ -259,8 +266,7 @@ pub async fn flow_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     let inputs = body_json(&body, &ctx)?;
     let run = svc::run_manual(&state, &c, flow, inputs)
         .await
@@ -288,8 +294,7 @@ pub async fn runs_list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
     let top = match params.iter().find(|(k, _)| k == "$top") {
@@ -347,8 +352,7 @@ pub async fn run_only_list(
     Path((env, flow)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     Ok(collection(
         run_only::list(&state, &c, flow).await.or_flows(&ctx)?,
     ))
@@ -366,8 +370,7 @@ pub async fn run_only_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     let body = body_json(&body, &ctx)?;
     let (grant, new) = run_only::grant(&state, &c, flow, &body)
         .await
@@ -389,8 +392,7 @@ pub async fn run_only_remove(
     Path((env, flow, principal)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let flow = id(&flow, "flow", &ctx)?;
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
     let principal = id(&principal, "system user or team", &ctx)?;
     run_only::revoke(&state, &c, flow, principal)
         .await
