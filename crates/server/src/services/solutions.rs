@@ -323,36 +323,24 @@ async fn find_component(
             .find(|f| f.name == name)
             .map(|f| f.name)
             .ok_or_else(|| missing(format!("Environment '{env}' has no flow '{name}'."))),
-        ComponentKind::ConnectionReference => {
-            if rows_where(
-                state,
-                w,
-                "connectionreference",
-                "connectionreferencelogicalname",
-                name,
-            )
-            .await?
-            .is_empty()
-            {
+        ComponentKind::ConnectionReference | ComponentKind::EnvironmentVariable => {
+            let (entity, column, what, set) = match kind {
+                ComponentKind::ConnectionReference => (
+                    "connectionreference",
+                    "connectionreferencelogicalname",
+                    "connection reference",
+                    "connectionreferences",
+                ),
+                _ => (
+                    "environmentvariabledefinition",
+                    "schemaname",
+                    "environment variable",
+                    "environmentvariabledefinitions",
+                ),
+            };
+            if rows_where(state, w, entity, column, name).await?.is_empty() {
                 return Err(missing(format!(
-                    "Environment '{env}' has no connection reference '{name}' (create it with POST connectionreferences)."
-                )));
-            }
-            Ok(name.to_string())
-        }
-        ComponentKind::EnvironmentVariable => {
-            if rows_where(
-                state,
-                w,
-                "environmentvariabledefinition",
-                "schemaname",
-                name,
-            )
-            .await?
-            .is_empty()
-            {
-                return Err(missing(format!(
-                    "Environment '{env}' has no environment variable '{name}' (create it with POST environmentvariabledefinitions)."
+                    "Environment '{env}' has no {what} '{name}' (create it with POST {set})."
                 )));
             }
             Ok(name.to_string())
