@@ -42,6 +42,22 @@ pub fn http_client(ca_path: Option<&str>) -> anyhow::Result<reqwest::Client> {
     builder.build().context("building the HTTP client")
 }
 
+/// A Web API answer that must be a success: its body text and its `OData-EntityId` header (what
+/// a create made); else the error it carries.
+pub async fn web_answer(resp: reqwest::Response) -> anyhow::Result<(String, Option<String>)> {
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get("OData-EntityId")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("{}", error_message(status, &text));
+    }
+    Ok((text, location))
+}
+
 /// Read an error body as Graph or Entra shapes it.
 pub fn error_message(status: StatusCode, body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
@@ -144,17 +160,7 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach {env_url}"))?;
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get("OData-EntityId")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("{}", error_message(status, &text));
-        }
-        Ok(location)
+        Ok(web_answer(resp).await?.1)
     }
 
     /// Call the management API; `None` for a 204.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use keyway_core::solutions::{Archive, settings_template};
 
-use crate::client::{Client, error_message};
+use crate::client::{Client, web_answer};
 use crate::{Global, OutputFormat};
 
 #[derive(clap::Args)]
@@ -181,16 +181,7 @@ async fn web(
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let location = resp
-        .headers()
-        .get("OData-EntityId")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let text = resp.text().await?;
-    if !status.is_success() {
-        bail!("{}", error_message(status, &text));
-    }
+    let (text, location) = web_answer(resp).await?;
     let body = if text.is_empty() {
         Value::Null
     } else {
