@@ -534,20 +534,10 @@ mod tests {
 #[cfg(test)]
 mod props {
     use proptest::prelude::*;
-    use time::{Duration, OffsetDateTime, Weekday};
+    use time::{Duration, OffsetDateTime};
 
     use super::RecurrenceSchedule;
-    use crate::flows::trigger::{Frequency, Recurrence, Schedule};
-
-    const DAYS: [Weekday; 7] = [
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
+    use crate::flows::trigger::{Frequency, Recurrence, Schedule, WEEKDAYS as DAYS};
 
     fn frequency() -> impl Strategy<Value = Frequency> {
         prop_oneof![

@@ -210,6 +210,17 @@ pub struct Schedule {
     pub week_days: Vec<Weekday>,
 }
 
+/// The week's days in the order `weekDays` names them (Monday first).
+pub(crate) const WEEKDAYS: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
+
 const TRIGGER_TYPES: [&str; 3] = ["OpenApiConnectionWebhook", "Request", "Recurrence"];
 
 /// Reads `triggers`: exactly one.
@@ -557,15 +568,6 @@ fn read_schedule(value: &Value, path: &JsonPath) -> Result<Schedule, DefinitionE
             "Friday",
             "Saturday",
             "Sunday",
-        ];
-        const WEEKDAYS: [Weekday; 7] = [
-            Weekday::Monday,
-            Weekday::Tuesday,
-            Weekday::Wednesday,
-            Weekday::Thursday,
-            Weekday::Friday,
-            Weekday::Saturday,
-            Weekday::Sunday,
         ];
         for (n, item) in items.iter().enumerate() {
             let index = choice(item, &at.index(n), "week day", &DAYS)?;
