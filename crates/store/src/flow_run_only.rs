@@ -32,6 +32,8 @@ pub trait RunOnlyStore: Send + Sync {
     /// Whether any of `principals` (a user and their teams) may run the flow.
     async fn run_only_allows(&self, flow_id: Uuid, principals: &[Uuid])
     -> Result<bool, StoreError>;
+    /// The flows any of `principals` (a user and their teams) may run.
+    async fn run_only_flows(&self, principals: &[Uuid]) -> Result<Vec<Uuid>, StoreError>;
 }
 
 const COLS: &str = "flow_id, principal_id, principal_kind, granted_by, granted_at";
@@ -116,5 +118,25 @@ impl RunOnlyStore for SqlStore {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn run_only_flows(&self, principals: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+        if principals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=principals.len()).map(|i| format!("${i}")).collect();
+        let args = principals.iter().map(|p| (*p).into()).collect();
+        self.db
+            .fetch(
+                &format!(
+                    "SELECT DISTINCT flow_id FROM flow_run_only WHERE principal_id IN ({})",
+                    marks.join(", ")
+                ),
+                args,
+            )
+            .await?
+            .iter()
+            .map(|r| r.uuid(0))
+            .collect()
     }
 }

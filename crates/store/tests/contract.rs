@@ -1187,6 +1187,18 @@ async fn flow_run_only_story(store: &Arc<SqlStore>, dev: &keyway_core::environme
     );
     assert!(!store.run_only_allows(flow.id, &[other]).await.unwrap());
     assert!(!store.run_only_allows(flow.id, &[]).await.unwrap());
+    assert_eq!(
+        store.run_only_flows(&[other, team]).await.unwrap(),
+        vec![flow.id],
+        "the flows a user may run, through a team"
+    );
+    assert_eq!(
+        store.run_only_flows(&[user, team]).await.unwrap(),
+        vec![flow.id],
+        "each once"
+    );
+    assert!(store.run_only_flows(&[other]).await.unwrap().is_empty());
+    assert!(store.run_only_flows(&[]).await.unwrap().is_empty());
     assert!(store.run_only_revoke(flow.id, user).await.unwrap());
     assert!(!store.run_only_revoke(flow.id, user).await.unwrap());
     assert!(!store.run_only_allows(flow.id, &[user]).await.unwrap());
