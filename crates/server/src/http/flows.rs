@@ -164,7 +164,7 @@ pub async fn flows_create(
 
 #[utoipa::path(get, path = "/v1.0/environments/{id}/flows", tag = "flows",
     params(("id" = String, Path, description = "Environment id or name")),
-    responses((status = 200, description = "The caller's flows (every flow for System Administrators)")),
+    responses((status = 200, description = "The caller's flows (every flow for System Administrators), then the instant flows they may run (`access`: owner, admin or runOnly; run-only users see no definition)")),
     security(("bearer" = [])))]
 pub async fn flows_list(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ pub async fn flows_list(
 
 #[utoipa::path(get, path = "/v1.0/environments/{id}/flows/{flow}", tag = "flows",
     params(("id" = String, Path, description = "Environment id or name"), ("flow" = String, Path, description = "Flow id")),
-    responses((status = 200, description = "The flow")), security(("bearer" = [])))]
+    responses((status = 200, description = "The flow (for a run-only user: its name, state and trigger, without the definition)")), security(("bearer" = [])))]
 pub async fn flow_get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -331,7 +331,7 @@ pub async fn run_get(
 
 #[utoipa::path(post, path = "/v1.0/environments/{id}/flows/{flow}/runs/{run}/cancel", tag = "flows",
     params(("id" = String, Path, description = "Environment id or name"), ("flow" = String, Path, description = "Flow id"), ("run" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run, cancelled"), (status = 409, description = "It had already ended")), security(("bearer" = [])))]
+    responses((status = 200, description = "The run, cancelled (a run-only user cancels only the runs they started)"), (status = 404, description = "Not found, or not a run the run-only caller started"), (status = 409, description = "It had already ended")), security(("bearer" = [])))]
 pub async fn run_cancel(
     State(state): State<AppState>,
     ctx: RequestContext,

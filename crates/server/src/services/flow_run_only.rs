@@ -4,6 +4,8 @@
 //! starting the run supplies (theirs, or shared with them); `embedded` ones run with the flow's
 //! own. Cross-environment actions support neither run-only connections nor run-as.
 
+use std::collections::HashSet;
+
 use keyway_core::connections::Role;
 use keyway_core::flows::references::{ConnectionReferences, RuntimeSource};
 use keyway_core::flows::{ActionKind, DATAVERSE_API, FlowDefinition, TriggerKind};
@@ -73,10 +75,10 @@ pub async fn access(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<(FlowR
     Err(not_found())
 }
 
-/// Why a run-only user may not read or change the flow.
+/// Why a run-only user may not change the flow or read its definition and run-only users.
 pub fn run_only_refused(flow: &FlowRow) -> FlowError {
     FlowError::Service(super::ServiceError::Forbidden(format!(
-        "You are a run-only user of the flow '{}': you may run it (POST …/flows/{}/run) and see your own runs, but not read or change it.",
+        "You are a run-only user of the flow '{}': you may see it (GET …/flows/{}), run it (POST …/run), see and cancel your own runs, but not read its definition or change it.",
         flow.name, flow.id
     )))
 }
@@ -109,14 +111,13 @@ pub async fn own_runs(
     ))
 }
 
-/// A run-only user's own run (without its actions: they show the definition); `None` for those
-/// who manage the flow.
-pub async fn own_run(
+/// A run-only user's own run; `None` for those who manage the flow. Another's run is not found.
+pub async fn own_run_row(
     state: &AppState,
     c: &FlowCaller,
     id: Uuid,
     run_id: Uuid,
-) -> Result<Option<Value>> {
+) -> Result<Option<RunRow>> {
     if access(state, c, id).await?.1 == Access::Manage {
         return Ok(None);
     }
@@ -127,10 +128,75 @@ pub async fn own_run(
         .filter(|r| r.flow_id == id && started_by(r, c))
         .ok_or_else(|| {
             FlowError::NotFound(format!(
-                "The run {run_id} of flow {id} was not found among your runs."
+                "The run {run_id} of flow {id} was not found among your runs: a run-only user sees and cancels only the runs they started."
             ))
         })?;
-    Ok(Some(super::flows::run_view(&run, None)))
+    Ok(Some(run))
+}
+
+/// A run-only user's own run (without its actions: they show the definition); `None` for those
+/// who manage the flow.
+pub async fn own_run(
+    state: &AppState,
+    c: &FlowCaller,
+    id: Uuid,
+    run_id: Uuid,
+) -> Result<Option<Value>> {
+    Ok(own_run_row(state, c, id, run_id)
+        .await?
+        .map(|run| super::flows::run_view(&run, None)))
+}
+
+/// The instant flows of the environment the caller (or a team of theirs) may run.
+pub async fn runnable(state: &AppState, c: &FlowCaller) -> Result<HashSet<Uuid>> {
+    let mut who = vec![c.principal.user_id];
+    who.extend(c.principal.teams.iter().copied());
+    Ok(state
+        .store
+        .run_only_flows(&who)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// What a run-only user sees of a flow: enough to find and run it (its name, state, trigger and
+/// the trigger's inputs schema, the connections they must bring), never its definition, its
+/// connection references or the owner's connections.
+pub fn runner_view(f: &FlowRow) -> Value {
+    let def = FlowDefinition::parse(&f.definition).ok();
+    let trigger = def.as_ref().map_or(Value::Null, |d| {
+        let mut t = json!({"name": d.trigger.name, "kind": d.trigger.kind.name()});
+        if let TriggerKind::Request(r) = &d.trigger.kind {
+            t["inputsSchema"] = r.schema.clone().unwrap_or(Value::Null);
+        }
+        t
+    });
+    let references = ConnectionReferences::parse(&f.connection_references).unwrap_or_default();
+    let bring: Vec<Value> = invoker_names(&f.connection_references)
+        .into_iter()
+        .map(|name| {
+            let api = references
+                .get(&name)
+                .and_then(|r| r.api_name.clone())
+                .or_else(|| {
+                    def.as_ref()
+                        .and_then(|d| connector_of(d, &name))
+                        .map(str::to_string)
+                });
+            json!({"name": name, "api": api})
+        })
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "environmentId": f.environment_id,
+        "ownerId": f.owner_id,
+        "state": if f.on { "on" } else { "off" },
+        "access": "runOnly",
+        "trigger": trigger,
+        "runnerConnections": bring,
+        "lastModifiedDateTime": keyway_core::wire::graph_time::format(&f.modified_at),
+    })
 }
 
 fn view(g: &RunOnlyGrant) -> Value {

@@ -625,19 +625,45 @@ pub(crate) async fn flow_of(state: &AppState, c: &FlowCaller, id: Uuid) -> Resul
     }
 }
 
+/// The flows the caller owns (every flow for administrators), then the instant flows they may
+/// run, each marked with the caller's `access` (a run-only user sees no definition).
 pub async fn list(state: &AppState, c: &FlowCaller) -> Result<Vec<Value>> {
+    let runnable = super::flow_run_only::runnable(state, c).await?;
     Ok(state
         .store
         .flow_list(c.env.id)
         .await?
         .iter()
-        .filter(|f| f.owner_id == c.principal.user_id || c.is_admin())
-        .map(view)
+        .filter_map(|f| {
+            if f.owner_id == c.principal.user_id || c.is_admin() {
+                Some(managed_view(c, f))
+            } else if runnable.contains(&f.id) && f.trigger_kind == "manual" {
+                Some(super::flow_run_only::runner_view(f))
+            } else {
+                None
+            }
+        })
         .collect())
 }
 
+/// The flow; a run-only user gets what they may see of it (without its definition).
 pub async fn get(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<Value> {
-    Ok(view(&flow_of(state, c, id).await?))
+    Ok(match super::flow_run_only::access(state, c, id).await? {
+        (flow, super::flow_run_only::Access::Manage) => managed_view(c, &flow),
+        (flow, super::flow_run_only::Access::RunOnly) => super::flow_run_only::runner_view(&flow),
+    })
+}
+
+/// The whole flow, marked with why the caller may manage it.
+fn managed_view(c: &FlowCaller, f: &FlowRow) -> Value {
+    let mut v = view(f);
+    v["access"] = if f.owner_id == c.principal.user_id {
+        "owner"
+    } else {
+        "admin"
+    }
+    .into();
+    v
 }
 
 /// Replace a flow's name, definition or state (at `if_match` when given). Saving re-checks the
@@ -808,15 +834,19 @@ pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Re
     Ok(run_view(&run, Some(shown)))
 }
 
+/// Cancel a run: those who manage the flow cancel any, a run-only user only their own.
 pub async fn cancel(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<Value> {
-    let run = run_of(state, c, id, run_id).await?;
+    let run = match super::flow_run_only::own_run_row(state, c, id, run_id).await? {
+        Some(own) => own,
+        None => run_of(state, c, id, run_id).await?,
+    };
     if !state.store.run_cancel(run_id, state.clock.now()).await? {
         return Err(FlowError::Conflict(format!(
             "The run {run_id} has already ended ({}).",
             run.status.name()
         )));
     }
-    let run = run_of(state, c, id, run_id).await?;
+    let run = state.store.run_get(run_id).await?.unwrap_or(run);
     Ok(run_view(&run, None))
 }
 

@@ -735,7 +735,7 @@ async fn filters_and_scope_skip_runs(backend: Backend) {
 }
 
 /// A plain-HTTP server on this machine that answers every request after `delay`, counting them.
-async fn slow_server(
+pub async fn slow_server(
     delay: std::time::Duration,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -14,7 +14,8 @@ on_both_backends!(
     expired_connections_run_on_in_their_own_environment,
     run_only_users_run_with_their_own_connections,
     a_revoked_sign_in_runs_on_as_its_user,
-    a_connection_acts_only_as_the_identity_it_proved
+    a_connection_acts_only_as_the_identity_it_proved,
+    run_only_users_list_their_flows_and_cancel_their_own_runs
 );
 
 /// A manual flow whose one action adds a contact through `connection`.
@@ -347,10 +348,21 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{l}");
     assert_eq!(l["value"].as_array().unwrap().len(), 1, "{l}");
-    // Run-only users may not read or change it.
+    // Run-only users see it without its definition (and the connection they must bring), and
+    // may not change it.
     let (s, e) = as_who(&runner, Method::GET, path(""), None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["access"], "runOnly", "{e}");
+    assert_eq!(
+        e["runnerConnections"],
+        json!([{"name": "dv-invoker", "api": DV}]),
+        "{e}"
+    );
     assert!(!e.to_string().contains("Mine"), "no definition: {e}");
+    assert!(
+        !e.to_string().contains("sp-dataverse"),
+        "no connections: {e}"
+    );
     let (s, e) = as_who(
         &runner,
         Method::PUT,
@@ -721,5 +733,198 @@ async fn a_connection_acts_only_as_the_identity_it_proved(backend: Backend) {
     assert!(s.is_success(), "{f}");
     let run = run_by_hand(&fx, &forged, 1, "Fixed").await;
     assert_eq!(run["status"], "Succeeded", "{run}");
+    fx.app.stop().await;
+}
+
+/// Run-only users find the flows they may run in the flow list (without their definitions),
+/// start them and cancel the runs they started — not the owner's or anyone else's; the owner
+/// cancels theirs.
+async fn run_only_users_list_their_flows_and_cancel_their_own_runs(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let (slow, hits) = crate::flows::slow_server(std::time::Duration::from_millis(1500)).await;
+    let schema = json!({"type": "object", "properties": {"url": {"type": "string"}}});
+    let flow = fx
+        .flow(
+            "Call slowly",
+            json!({
+                "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": schema}}},
+                "actions": {
+                    "Call": {"type": "Http", "inputs": {"method": "GET", "uri": "@{triggerBody()?['url']}"}},
+                    "After_the_call": {"type": "Compose", "runAfter": {"Call": ["Succeeded"]}, "inputs": "done"},
+                },
+            }),
+        )
+        .await;
+    let unshared = fx
+        .flow(
+            "Not shared",
+            json!({
+                "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+                "actions": {"Hello": {"type": "Compose", "inputs": 1}},
+            }),
+        )
+        .await;
+    let runner = fx.member("runner", &["Basic User"]).await;
+    let stranger = fx.member("stranger", &["Basic User"]).await;
+    let path = |rest: &str| format!("{}/{flow}{rest}", fx.flows());
+    let (s, g) = fx
+        .app
+        .graph(
+            Method::POST,
+            &path("/runOnlyUsers"),
+            Some(json!({"systemUserId": runner.user})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+
+    // The runner's list holds the flow they may run, marked so, with what they need to run it
+    // and nothing more.
+    let (s, l) = fx
+        .app
+        .call(&runner.token, Method::GET, &fx.flows(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    let listed = l["value"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{l}");
+    let f = &listed[0];
+    assert_eq!(f["id"], flow.as_str(), "{f}");
+    assert_eq!(f["name"], "Call slowly");
+    assert_eq!(f["access"], "runOnly");
+    assert_eq!(f["state"], "on");
+    assert_eq!(f["trigger"]["kind"], "manual");
+    assert_eq!(f["trigger"]["inputsSchema"], schema, "{f}");
+    assert_eq!(f["runnerConnections"], json!([]));
+    for hidden in ["definition", "connectionReferences", "connectionNames"] {
+        assert!(f.get(hidden).is_none(), "{hidden}: {f}");
+    }
+    assert!(!f.to_string().contains("After_the_call"), "{f}");
+    // The flow by id: the same view.
+    let (s, one) = fx
+        .app
+        .call(&runner.token, Method::GET, &path(""), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{one}");
+    assert_eq!(&one, f);
+    // The flow they may not run is neither listed nor found.
+    let (s, e) = fx
+        .app
+        .call(
+            &runner.token,
+            Method::GET,
+            &format!("{}/{unshared}", fx.flows()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    // The owner's list: both flows, whole, as their owner; a stranger's: nothing.
+    let (s, l) = fx.app.graph(Method::GET, &fx.flows(), None).await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    let owned = l["value"].as_array().unwrap();
+    assert_eq!(owned.len(), 2, "{l}");
+    assert!(
+        owned
+            .iter()
+            .all(|f| f["access"] == "owner" && f["definition"].is_object()),
+        "{l}"
+    );
+    let (s, l) = fx
+        .app
+        .call(&stranger.token, Method::GET, &fx.flows(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(l["value"], json!([]), "{l}");
+
+    // The runner starts a run and cancels it while its call is in flight.
+    let before = hits.load(Ordering::SeqCst);
+    let (s, r) = fx
+        .app
+        .call(
+            &runner.token,
+            Method::POST,
+            &path("/run"),
+            Some(json!({"url": slow})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let mine = r["id"].as_str().unwrap().to_string();
+    for _ in 0..250 {
+        if hits.load(Ordering::SeqCst) > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancel = |who: &Member, run: &str| {
+        let (token, p) = (who.token.clone(), path(&format!("/runs/{run}/cancel")));
+        let app = &fx.app;
+        async move { app.call(&token, Method::POST, &p, None).await }
+    };
+    let (s, c) = cancel(&runner, &mine).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "Cancelled", "{c}");
+    let (s, c) = cancel(&runner, &mine).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{c}");
+
+    // The owner's run: the runner may not cancel it, nor may a stranger cancel the runner's.
+    let (s, r) = fx
+        .app
+        .graph(Method::POST, &path("/run"), Some(json!({"url": slow})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let theirs = r["id"].as_str().unwrap().to_string();
+    let (s, e) = cancel(&runner, &theirs).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040217", "{e}");
+    assert!(error_message(&e).contains("runs they started"), "{e}");
+    let (s, e) = cancel(&stranger, &mine).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let runs = fx.runs(&flow, 2).await;
+    let status = |id: &str| {
+        runs.iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(status(&theirs), "Succeeded", "{runs:?}");
+    assert_eq!(status(&mine), "Cancelled", "{runs:?}");
+    let run = fx.run(&flow, &json!({"id": mine})).await;
+    assert!(
+        !run["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "After_the_call"),
+        "the cancelled run went no further: {run}"
+    );
+    // The runner sees only their own run.
+    let (s, l) = fx
+        .app
+        .call(&runner.token, Method::GET, &path("/runs"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(l["value"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["value"][0]["id"], mine.as_str());
+
+    // The owner cancels a run-only user's run.
+    let (s, r) = fx
+        .app
+        .call(
+            &runner.token,
+            Method::POST,
+            &path("/run"),
+            Some(json!({"url": slow})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let (s, c) = fx
+        .app
+        .graph(
+            Method::POST,
+            &path(&format!("/runs/{}/cancel", r["id"].as_str().unwrap())),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "Cancelled", "{c}");
     fx.app.stop().await;
 }
