@@ -217,14 +217,19 @@ fn run_only_users_are_added_listed_and_removed() {
     let _server = serve(dir.path(), &[]);
     let profile = dir.path().join("admin.json");
     json(&profile, &["env", "create", "dev"]);
-    let app = json(&profile, &["app", "create", "runner"]);
-    let app_id = app["appId"].as_str().unwrap().to_string();
-    json(&profile, &["sp", "create", &app_id]);
-    let user = app_user(&profile, "dev", &app_id, "Basic User");
+    let runner = service_principal(&profile, "runner", &dir.path().join("runner.secret"));
+    let user = app_user(&profile, "dev", &runner.app_id, "Basic User");
     let user = user["systemuserid"].as_str().unwrap().to_string();
+    // The runner's own profile: the same server and CA, the runner's credentials.
+    let mut p: Value = serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    p["clientId"] = json!(runner.app_id);
+    p["clientSecret"] = json!(std::fs::read_to_string(&runner.secret_file).unwrap());
+    let as_runner = dir.path().join("runner.json");
+    std::fs::write(&as_runner, p.to_string()).unwrap();
+    // A slow call, so that a cancel lands while the run is under way.
     let definition = json!({
-        "triggers": {"manual": {"type": "Request", "kind": "Button"}},
-        "actions": {"Hello": {"type": "Compose", "inputs": "@triggerBody()?['who']"}},
+        "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {"type": "object"}}}},
+        "actions": {"Call": {"type": "Http", "inputs": {"method": "GET", "uri": slow_server(Duration::from_secs(3))}}},
     });
     create_flow(
         &profile,
@@ -233,6 +238,9 @@ fn run_only_users_are_added_listed_and_removed() {
         &definition,
         &dir.path().join("button.json"),
     );
+    // Not theirs to run yet: not found by name.
+    let (success, _, err) = keyway(&as_runner, &["flow", "run", "dev", "Button"]);
+    assert!(!success && err.contains("no flow named 'Button'"), "{err}");
     let g = json(
         &profile,
         &[
@@ -251,6 +259,38 @@ fn run_only_users_are_added_listed_and_removed() {
         listed.contains(&user) && listed.contains("systemuser"),
         "{listed}"
     );
+
+    // The runner lists the flow (without its definition), runs it by name and cancels the run.
+    let flows = json(&as_runner, &["flow", "list", "dev"]);
+    assert_eq!(flows.as_array().unwrap().len(), 1, "{flows}");
+    assert_eq!(flows[0]["name"], "Button", "{flows}");
+    assert_eq!(flows[0]["access"], "runOnly", "{flows}");
+    assert!(flows[0].get("definition").is_none(), "{flows}");
+    let table = ok(&as_runner, &["flow", "list", "dev"]);
+    assert!(
+        table.contains("ACCESS") && table.contains("runOnly"),
+        "{table}"
+    );
+    let shown = ok(&as_runner, &["flow", "show", "dev", "Button"]);
+    assert!(shown.contains("runOnly"), "{shown}");
+    let mine = json(&as_runner, &["flow", "run", "dev", "Button"]);
+    let mine = mine["id"].as_str().unwrap().to_string();
+    let c = json(&as_runner, &["flow", "cancel", "dev", "Button", &mine]);
+    assert_eq!(c["status"], "Cancelled", "{c}");
+    let runs = json(&as_runner, &["flow", "runs", "dev", "Button"]);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["id"], mine.as_str(), "{runs}");
+    // The owner's run is not the runner's to cancel; the owner cancels it.
+    let theirs = json(&profile, &["flow", "run", "dev", "Button"]);
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    let (success, _, err) = keyway(&as_runner, &["flow", "cancel", "dev", "Button", &theirs]);
+    assert!(
+        !success && err.contains("0x80040217") && err.contains("runs they started"),
+        "{err}"
+    );
+    let c = json(&profile, &["flow", "cancel", "dev", "Button", &theirs]);
+    assert_eq!(c["status"], "Cancelled", "{c}");
+
     // --connection names connections the flow takes from its runner; this one takes none.
     let (success, _, err) = keyway(
         &profile,
@@ -263,4 +303,5 @@ fn run_only_users_are_added_listed_and_removed() {
     );
     let listed = json(&profile, &["flow", "run-only", "list", "dev", "Button"]);
     assert_eq!(listed, json!([]), "{listed}");
+    assert_eq!(json(&as_runner, &["flow", "list", "dev"]), json!([]));
 }

@@ -26,9 +26,10 @@ pub enum FlowCommand {
         #[arg(long)]
         off: bool,
     },
-    /// Flows you own (every flow, for System Administrators).
+    /// Flows you own (every flow, for System Administrators), then the flows you may only run
+    /// (ACCESS runOnly).
     List { env: String },
-    /// One flow, by name or id.
+    /// One flow, by name or id (a flow you may only run shows without its definition).
     Show { env: String, flow: String },
     /// Turn a flow on.
     On { env: String, flow: String },
@@ -55,7 +56,7 @@ pub enum FlowCommand {
         #[arg(long, default_value_t = 50)]
         top: u32,
     },
-    /// Cancel a run that has not ended.
+    /// Cancel a run that has not ended (a run-only user cancels only the runs they started).
     Cancel {
         env: String,
         flow: String,
@@ -127,6 +128,11 @@ async fn flow_id(c: &mut Client, env: &str, flow: &str) -> anyhow::Result<String
 
 fn show_flow(global: &Global, f: &Value) -> anyhow::Result<()> {
     let t = &f["trigger"];
+    // A run-only user sees the connections they bring (`--connection`), not the flow's.
+    let connections = match f.get("runnerConnections") {
+        Some(bring) => bring.to_string(),
+        None => f["connectionNames"].to_string(),
+    };
     let trigger = match t["entity"].as_str() {
         Some(e) => format!(
             "{} on {e} (message {}, scope {}, run as {})",
@@ -145,7 +151,8 @@ fn show_flow(global: &Global, f: &Value) -> anyhow::Result<()> {
             ("name", text(f, "name")),
             ("state", text(f, "state")),
             ("trigger", trigger),
-            ("connections", f["connectionNames"].to_string()),
+            ("access", text(f, "access")),
+            ("connections", connections),
             ("owner", text(f, "ownerId")),
             ("modified", text(f, "lastModifiedDateTime")),
         ],
@@ -226,6 +233,7 @@ pub async fn run(global: &Global, cmd: FlowCommand) -> anyhow::Result<()> {
                         text(f, "state"),
                         text(&f["trigger"], "kind"),
                         text(&f["trigger"], "entity"),
+                        text(f, "access"),
                         text(f, "id"),
                     ]
                 })
@@ -233,7 +241,7 @@ pub async fn run(global: &Global, cmd: FlowCommand) -> anyhow::Result<()> {
             output::show(
                 global.output,
                 &all,
-                &["NAME", "STATE", "TRIGGER", "TABLE", "ID"],
+                &["NAME", "STATE", "TRIGGER", "TABLE", "ACCESS", "ID"],
                 rows,
             )
         }
