@@ -52,6 +52,9 @@ pub struct FlowDefinition {
 pub struct FlowParameter {
     pub kind: ParameterType,
     pub default_value: Option<Value>,
+    /// `metadata.schemaName`: the environment variable whose value the parameter takes at run
+    /// time (its default value applies only where the variable has no value at all).
+    pub schema_name: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,6 +287,14 @@ impl FlowDefinition {
             .collect()
     }
 
+    /// The parameters that stand for environment variables (`metadata.schemaName`), by name.
+    pub fn environment_variables(&self) -> impl Iterator<Item = (&str, &FlowParameter)> {
+        self.parameters
+            .iter()
+            .filter(|(_, p)| p.schema_name.is_some())
+            .map(|(name, p)| (name.as_str(), p))
+    }
+
     /// The parameters' default values, as a run starts with them.
     pub fn default_parameters(&self) -> BTreeMap<String, Value> {
         self.parameters
@@ -384,7 +395,19 @@ fn read_parameters(
                 ),
             ));
         }
-        fields.take("metadata");
+        let schema_name = match fields.take("metadata").and_then(|m| m.get("schemaName")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(other) => {
+                return Err(DefinitionError::at(
+                    &at.key("metadata").key("schemaName"),
+                    format!(
+                        "schemaName names an environment variable and must be its schema name, found {}",
+                        super::read::kind(other)
+                    ),
+                ));
+            }
+        };
         fields.take("allowedValues");
         fields.finish()?;
         parameters.insert(
@@ -392,6 +415,7 @@ fn read_parameters(
             FlowParameter {
                 kind,
                 default_value,
+                schema_name,
             },
         );
     }

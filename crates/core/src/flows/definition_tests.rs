@@ -959,3 +959,26 @@ fn an_action_runs_when_its_run_after_statuses_hold_and_is_skipped_otherwise() {
     );
     assert_eq!(flow.action("A").unwrap().decide(|_| None), RunDecision::Run);
 }
+
+#[test]
+fn a_parameter_with_a_schema_name_stands_for_an_environment_variable() {
+    let flow = FlowDefinition::parse(&seed_002()).unwrap();
+    let vars: Vec<_> = flow
+        .environment_variables()
+        .map(|(name, p)| (name, p.schema_name.as_deref(), p.kind))
+        .collect();
+    assert_eq!(
+        vars,
+        [(
+            "pfx_ContactSource",
+            Some("pfx_ContactSource"),
+            ParameterType::String
+        )]
+    );
+    let mut def = seed_002();
+    def["parameters"]["pfx_ContactSource"]["metadata"]["schemaName"] = json!(7);
+    assert_eq!(
+        refused(def),
+        "parameters.pfx_ContactSource.metadata.schemaName: schemaName names an environment variable and must be its schema name, found a number"
+    );
+}

@@ -13,6 +13,7 @@ pub mod references;
 pub mod schedule;
 mod strict_json;
 pub mod trigger;
+pub mod variables;
 
 #[cfg(test)]
 mod definition_tests;
