@@ -284,7 +284,12 @@ async fn run_to_end(
     };
     let started = run.started_at.unwrap_or_else(|| state.clock.now());
     let mut ctx = RecordedRun::new(run.trigger_outputs.clone(), started);
-    ctx.parameters = def.default_parameters();
+    // Environment variables are read as each run starts (or resumes on another node).
+    ctx.parameters = match super::flow_variables::run_parameters(state, &env, &def).await {
+        Ok(Ok(values)) => values,
+        Ok(Err((code, message))) => return Ok((RunState::Failed, Some((code, message)))),
+        Err(e) => return Err(Halt::Retry("StoreUnavailable".into(), e.to_string())),
+    };
     let mut errors = BTreeMap::new();
     for a in &recorded {
         let status = match a.status.as_str() {

@@ -446,6 +446,9 @@ async fn check(
         c.require(ACT_ON_BEHALF)?;
     }
     super::flow_run_only::check_save(c, def, references)?;
+    if let Some(u) = super::flow_variables::check_save(state, &c.env, def).await? {
+        return Err(FlowError::Unresolved(u));
+    }
     for (name, connector) in connector_uses(def) {
         let found = find_connection(state, &c.env, references, &name).await?;
         let conn = match found.connection {

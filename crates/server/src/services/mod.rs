@@ -16,6 +16,7 @@ pub mod environments;
 pub mod flow_actions;
 pub mod flow_run_only;
 pub mod flow_runs;
+pub mod flow_variables;
 pub mod flows;
 pub mod flowservice;
 pub mod flowservice_query;

@@ -484,7 +484,9 @@ pub async fn export(state: &AppState, c: &FlowCaller, name: &str, body: &Value) 
         environment_variables: Vec::new(),
         flows: Vec::new(),
     };
+    // A flow brings the connection references and environment variables it uses.
     let mut references: Vec<String> = Vec::new();
+    let mut variables: Vec<String> = Vec::new();
     let roles = state.store.roles(&c.env).await?;
     let flows = state.store.flow_list(c.env.id).await?;
     for comp in &components {
@@ -524,6 +526,10 @@ pub async fn export(state: &AppState, c: &FlowCaller, name: &str, body: &Value) 
                     ConnectionReferences::parse(&f.connection_references).unwrap_or_default();
                 references.extend(refs.logical_names().into_iter().map(str::to_string));
                 if let Ok(def) = FlowDefinition::parse(&f.definition) {
+                    variables.extend(
+                        def.environment_variables()
+                            .filter_map(|(_, p)| p.schema_name.clone()),
+                    );
                     for k in def.connection_names() {
                         if refs.get(k).is_none()
                             && !rows_where(
@@ -548,26 +554,29 @@ pub async fn export(state: &AppState, c: &FlowCaller, name: &str, body: &Value) 
                 });
             }
             Some(ComponentKind::ConnectionReference) => references.push(n.to_string()),
-            Some(ComponentKind::EnvironmentVariable) => {
-                let row = rows_where(state, &w, "environmentvariabledefinition", "schemaname", n)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| gone("environment variable", n))?;
-                let kind = match row.fields.get("type") {
-                    Some(FieldValue::Int(code)) => domain::variable_type_label(*code),
-                    _ => None,
-                };
-                archive.environment_variables.push(ArchiveVariable {
-                    schema_name: n.to_string(),
-                    display_name: text(&row, "displayname"),
-                    kind: kind.unwrap_or("String").into(),
-                    default_value: text(&row, "defaultvalue"),
-                    description: text(&row, "description"),
-                });
-            }
+            Some(ComponentKind::EnvironmentVariable) => variables.push(n.to_string()),
             None => {}
         }
+    }
+    variables.sort();
+    variables.dedup();
+    for n in &variables {
+        let row = rows_where(state, &w, "environmentvariabledefinition", "schemaname", n)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| gone("environment variable", n))?;
+        let kind = match row.fields.get("type") {
+            Some(FieldValue::Int(code)) => domain::variable_type_label(*code),
+            _ => None,
+        };
+        archive.environment_variables.push(ArchiveVariable {
+            schema_name: n.to_string(),
+            display_name: text(&row, "displayname"),
+            kind: kind.unwrap_or("String").into(),
+            default_value: text(&row, "defaultvalue"),
+            description: text(&row, "description"),
+        });
     }
     references.sort();
     references.dedup();
@@ -820,6 +829,43 @@ async fn plan<'a>(
             {
                 return Err(bad_file(format!(
                     "The flow '{}' uses the connection reference '{n}', which neither the solution nor environment '{}' has: add it to the solution in the source environment and export again.",
+                    f.name, c.env.name
+                )));
+            }
+        }
+        for (p, schema) in def
+            .environment_variables()
+            .filter_map(|(p, v)| Some((p, v.schema_name.as_deref()?)))
+        {
+            let carried = archive
+                .environment_variables
+                .iter()
+                .find(|v| v.schema_name == schema);
+            if let Some(v) = carried
+                && let Some(code) = domain::variable_type(&v.kind)
+                && !keyway_core::flows::variables::fits(def.parameters[p].kind, i64::from(code))
+            {
+                return Err(bad_file(format!(
+                    "The flow '{}' reads the environment variable '{schema}' as its {:?} parameter '{p}', but the solution's variable is a {} variable, which fits a {} parameter.",
+                    f.name,
+                    def.parameters[p].kind,
+                    v.kind,
+                    keyway_core::flows::variables::fitting_types(i64::from(code))
+                )));
+            }
+            if carried.is_none()
+                && rows_where(
+                    state,
+                    w,
+                    "environmentvariabledefinition",
+                    "schemaname",
+                    schema,
+                )
+                .await?
+                .is_empty()
+            {
+                return Err(bad_file(format!(
+                    "The flow '{}' reads the environment variable '{schema}' (its parameter '{p}'), which neither the solution nor environment '{}' has: add it to the solution in the source environment and export again.",
                     f.name, c.env.name
                 )));
             }

@@ -35,6 +35,36 @@ pub fn flow_naming(key: &str) -> Value {
     def
 }
 
+/// The flow's parameter for the environment variable `pfx_Greeting`, named as Power Automate
+/// names it.
+const GREETING: &str = "Greeting (pfx_Greeting)";
+
+/// Seed 002's flow through the reference, each contact's last name prefixed with the
+/// environment's `pfx_Greeting`.
+fn greeting_flow() -> Value {
+    let mut def = flow_naming(KEY);
+    def["parameters"] = json!({GREETING: {"type": "String", "defaultValue": "", "metadata": {"schemaName": "pfx_Greeting", "description": "Prefix of the contacts' last names"}}});
+    def["actions"]["Add_a_new_row"]["inputs"]["parameters"]["item/lastname"] = json!(format!(
+        "@{{parameters('{GREETING}')}}@{{triggerOutputs()?['body/name']}}"
+    ));
+    def
+}
+
+/// The last names of the environment's contacts, sorted.
+async fn last_names(web: &WebApi<'_>, token: &str) -> Vec<String> {
+    let contacts = web
+        .ok(token, Method::GET, "contacts?$select=lastname", None)
+        .await;
+    let mut names: Vec<String> = contacts["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["lastname"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Power Automate's clientdata: the key stands for the connection reference `REF`.
 pub fn references() -> Value {
     json!({KEY: {"runtimeSource": "embedded", "connection": {"connectionReferenceLogicalName": REF}, "api": {"name": KEY}}})
@@ -374,24 +404,99 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         .create(
             &dev.admin,
             "environmentvariabledefinitions",
-            json!({"schemaname": "pfx_Greeting", "displayname": "Greeting", "type": 100000000, "defaultvalue": "Hello"}),
+            json!({"schemaname": "pfx_Greeting", "displayname": "Greeting", "type": 100000000, "defaultvalue": "default-"}),
         )
         .await;
-    web.create(
-        &dev.admin,
-        "environmentvariablevalues",
-        json!({"schemaname": "pfx_Greeting", "value": "dev-only value", "environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({var})")}),
-    )
-    .await;
+    let bind = format!("/environmentvariabledefinitions({var})");
+    let value = web
+        .create(
+            &dev.admin,
+            "environmentvariablevalues",
+            json!({"schemaname": "pfx_Greeting", "value": "dev-", "environmentvariabledefinitionid@odata.bind": bind}),
+        )
+        .await;
+    // The flow reads the variable as a parameter naming its schema name: a variable the
+    // environment lacks, or one of another type, is refused at save.
+    for (schema, kind, code) in [
+        ("pfx_Missing", "String", "EnvironmentVariableNotFound"),
+        ("pfx_Greeting", "Int", "EnvironmentVariableTypeMismatch"),
+    ] {
+        let mut def = greeting_flow();
+        def["parameters"][GREETING] = json!({"type": kind, "metadata": {"schemaName": schema}});
+        let (s, e) = app
+            .graph(
+                Method::POST,
+                &dev.path("flows"),
+                Some(json!({"name": "Refused", "definition": def, "connectionReferences": references()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert!(error_message(&e).contains(schema), "{e}");
+    }
+    assert!(dev.flows(&app).await.is_empty(), "nothing saved");
     let (s, f) = app
         .graph(
             Method::POST,
             &dev.path("flows"),
-            Some(json!({"name": "Account to contact", "definition": flow_naming(KEY), "connectionReferences": references()})),
+            Some(json!({"name": "Account to contact", "definition": greeting_flow(), "connectionReferences": references()})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["state"], "on");
+    let dev_flow = f["id"].as_str().unwrap().to_string();
+
+    // Each run reads the variable as it starts: DEV's value, a new value from the next run on,
+    // and the default value once the variable has none.
+    let dev_runs = async |n: usize, account: &str| {
+        web.create(&dev.admin, "accounts", json!({"name": account}))
+            .await;
+        ended_runs(
+            &app,
+            &dev.path("flows"),
+            &dev_flow,
+            n,
+            Duration::from_secs(20),
+        )
+        .await;
+        last_names(&web, &dev.admin).await
+    };
+    assert!(
+        dev_runs(1, "Fabrikam")
+            .await
+            .contains(&"dev-Fabrikam".to_string())
+    );
+    web.ok(
+        &dev.admin,
+        Method::PATCH,
+        &format!("environmentvariablevalues({value})"),
+        Some(json!({"value": "dev2-"})),
+    )
+    .await;
+    assert!(
+        dev_runs(2, "Contoso")
+            .await
+            .contains(&"dev2-Contoso".to_string())
+    );
+    web.ok(
+        &dev.admin,
+        Method::DELETE,
+        &format!("environmentvariablevalues({value})"),
+        None,
+    )
+    .await;
+    let names = dev_runs(3, "Litware").await;
+    assert_eq!(
+        names,
+        ["default-Litware", "dev-Fabrikam", "dev2-Contoso"],
+        "{names:?}"
+    );
+    web.create(
+        &dev.admin,
+        "environmentvariablevalues",
+        json!({"value": "dev-only value", "environmentvariabledefinitionid@odata.bind": bind}),
+    )
+    .await;
 
     // A custom table with a choice column.
     let (st, e, _) = web
@@ -415,7 +520,7 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         .await;
     assert!(st.is_success(), "{e}");
 
-    // The solution: the flow (its reference comes along), the role, the variable, the table.
+    // The solution: the flow (its reference and variable come along), the role, the table.
     let (s, sol) = app
         .graph(
             Method::POST,
@@ -428,7 +533,6 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
     for (kind, name) in [
         ("flow", "Account to contact"),
         ("role", "Flow contact writer"),
-        ("environmentvariable", "pfx_Greeting"),
         ("table", "pfx_project"),
     ] {
         let (s, r) = app
@@ -466,7 +570,14 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
     assert_eq!(archive["connectionReferences"][0]["connectorId"], DV_ID);
     assert_eq!(archive["flows"][0]["state"], "on");
     assert_eq!(archive["roles"][0]["name"], "Flow contact writer");
-    assert_eq!(archive["environmentVariables"][0]["defaultValue"], "Hello");
+    assert_eq!(
+        archive["environmentVariables"][0]["schemaName"],
+        "pfx_Greeting"
+    );
+    assert_eq!(
+        archive["environmentVariables"][0]["defaultValue"],
+        "default-"
+    );
     let text = archive.to_string();
     assert!(
         !text.contains("dev-only value") && !text.contains(&dev_conn) && !text.contains(&secret),
@@ -494,7 +605,7 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         let filled = |conn: &str| {
             let mut s = serde_json::to_value(&template).unwrap();
             s["ConnectionReferences"][0]["ConnectionId"] = json!(conn);
-            s["EnvironmentVariables"][0]["Value"] = json!(format!("{name} value"));
+            s["EnvironmentVariables"][0]["Value"] = json!(format!("{name}-"));
             s
         };
         // A bad settings file changes nothing: a connection this environment lacks (DEV's, or
@@ -518,6 +629,13 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
         assert_eq!(e["error"]["code"], "InvalidSolutionFile", "{e}");
         assert!(error_message(&e).contains(&dev_conn), "{e}");
+        // So is a flow reading a variable neither the solution nor the environment has.
+        let mut no_variable = archive.clone();
+        no_variable["environmentVariables"] = json!([]);
+        let (s, e) = st.import(&app, &no_variable, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e["error"]["code"], "InvalidSolutionFile", "{e}");
+        assert!(error_message(&e).contains("pfx_Greeting"), "{e}");
         assert_eq!(holdings(&app, &st).await, before, "nothing changed");
 
         // Without settings: imported, the flow off and its unbound reference listed.
@@ -580,11 +698,7 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         let values = web
             .ok(&st.admin, Method::GET, "environmentvariablevalues", None)
             .await;
-        assert_eq!(
-            values["value"][0]["value"],
-            format!("{name} value"),
-            "{values}"
-        );
+        assert_eq!(values["value"][0]["value"], format!("{name}-"), "{values}");
 
         // An account in this environment: the flow runs with this environment's connection.
         web.create(
@@ -609,7 +723,11 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
                 None,
             )
             .await;
-        assert_eq!(contacts["value"][0]["lastname"], format!("Fabrikam {name}"));
+        assert_eq!(
+            contacts["value"][0]["lastname"],
+            format!("{name}-Fabrikam {name}"),
+            "this environment's own value of the variable"
+        );
         assert_eq!(contacts["value"][0]["_createdby_value"], sp_user.as_str());
     }
     assert_ne!(
