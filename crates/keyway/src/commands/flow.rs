@@ -26,7 +26,7 @@ pub enum FlowCommand {
         #[arg(long)]
         off: bool,
     },
-    /// Flows you own (every flow, for System Administrators), then the flows you may only run
+    /// Flows you own (every flow, for System Administrators) and the flows you may only run
     /// (ACCESS runOnly).
     List { env: String },
     /// One flow, by name or id (a flow you may only run shows without its definition).

@@ -164,7 +164,7 @@ pub async fn flows_create(
 
 #[utoipa::path(get, path = "/v1.0/environments/{id}/flows", tag = "flows",
     params(("id" = String, Path, description = "Environment id or name")),
-    responses((status = 200, description = "The caller's flows (every flow for System Administrators), then the instant flows they may run (`access`: owner, admin or runOnly; run-only users see no definition)")),
+    responses((status = 200, description = "The caller's flows (every flow for System Administrators) and the instant flows they may run (`access`: owner, admin or runOnly; run-only users see no definition)")),
     security(("bearer" = [])))]
 pub async fn flows_list(
     State(state): State<AppState>,

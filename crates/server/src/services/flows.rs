@@ -628,7 +628,7 @@ pub(crate) async fn flow_of(state: &AppState, c: &FlowCaller, id: Uuid) -> Resul
     }
 }
 
-/// The flows the caller owns (every flow for administrators), then the instant flows they may
+/// The flows the caller owns (every flow for administrators) and the instant flows they may
 /// run, each marked with the caller's `access` (a run-only user sees no definition).
 pub async fn list(state: &AppState, c: &FlowCaller) -> Result<Vec<Value>> {
     let runnable = super::flow_run_only::runnable(state, c).await?;
