@@ -4,6 +4,7 @@
 //! round trip DEV→TEST→PROD: a solution exported from DEV, imported into TEST without settings
 //! (the flow stays off, its missing reference listed), then with TEST's connection in the
 //! settings file (the flow turns on and runs with TEST's connection), and the same for PROD.
+//! Flows read environment variables: each environment's own value, else the default.
 
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use crate::on_both_backends;
 on_both_backends!(
     references_bind_flows_to_connections,
     settings_file_round_trip_dev_test_prod,
-    environments_made_before_get_the_new_tables
+    environments_made_before_get_the_new_tables,
+    flows_read_variables_as_their_parameter_types
 );
 
 pub const DV_ID: &str = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps";
@@ -262,6 +264,92 @@ async fn references_bind_flows_to_connections(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    fx.app.stop().await;
+}
+
+/// Number, Boolean and JSON variables reach a flow as Int, Bool and Object parameters; a value
+/// that does not convert fails the run, saying which variable and why.
+async fn flows_read_variables_as_their_parameter_types(backend: Backend) {
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let web = WebApi {
+        http: &fx.app.http,
+        api: fx.api.clone(),
+    };
+    let mut ids = Vec::new();
+    for (schema, kind, default) in [
+        ("pfx_Limit", 100000001, "3"),
+        ("pfx_Enabled", 100000002, "no"),
+        ("pfx_Config", 100000003, r#"{"a": 1}"#),
+    ] {
+        ids.push(
+            web.create(
+                &fx.admin,
+                "environmentvariabledefinitions",
+                json!({"schemaname": schema, "type": kind, "defaultvalue": default}),
+            )
+            .await,
+        );
+    }
+    let set = async |i: usize, value: &str| {
+        web.create(
+            &fx.admin,
+            "environmentvariablevalues",
+            json!({"value": value, "environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({})", ids[i])}),
+        )
+        .await
+    };
+    set(1, "yes").await;
+    set(2, r#"{"a": 2}"#).await;
+    let flow = fx
+        .flow(
+            "variables",
+            json!({
+                "parameters": {
+                    "Limit (pfx_Limit)": {"type": "Int", "defaultValue": 0, "metadata": {"schemaName": "pfx_Limit"}},
+                    "Enabled (pfx_Enabled)": {"type": "Bool", "metadata": {"schemaName": "pfx_Enabled"}},
+                    "Config (pfx_Config)": {"type": "Object", "metadata": {"schemaName": "pfx_Config"}},
+                },
+                "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+                "actions": {"Echo": {"type": "Compose", "inputs": {
+                    "limit": "@add(parameters('Limit (pfx_Limit)'), 1)",
+                    "enabled": "@parameters('Enabled (pfx_Enabled)')",
+                    "config": "@parameters('Config (pfx_Config)')",
+                }}},
+            }),
+        )
+        .await;
+    let start = async || {
+        let (s, r) = fx
+            .app
+            .graph(
+                Method::POST,
+                &format!("{}/{flow}/run", fx.flows()),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    };
+    start().await;
+    let run = fx.last_run(&flow, 1).await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(
+        run["actions"][0]["outputs"],
+        json!({"limit": 4, "enabled": true, "config": {"a": 2}}),
+        "the default 3, the values yes and {{a: 2}}: {run}"
+    );
+    set(0, "many").await;
+    start().await;
+    let run = fx.last_run(&flow, 2).await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(
+        run["error"]["code"], "InvalidEnvironmentVariableValue",
+        "{run}"
+    );
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pfx_Limit") && message.contains("'many' is not a whole number"),
+        "{run}"
+    );
     fx.app.stop().await;
 }
 
