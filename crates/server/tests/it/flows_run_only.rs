@@ -477,6 +477,14 @@ async fn run_only_users_run_with_their_own_connections(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{g}");
     assert_eq!(g["type"], "team");
+    let (s, l) = as_who(&stranger, Method::GET, fx.flows(), None).await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(
+        l["value"][0]["id"],
+        flow.as_str(),
+        "listed through the team: {l}"
+    );
+    assert_eq!(l["value"][0]["access"], "runOnly", "{l}");
     let (s, r) = run_with(&stranger, "stranger-dv").await;
     assert_eq!(s, StatusCode::ACCEPTED, "through the team: {r}");
     let run = fx.last_run(&flow, 3).await;
