@@ -871,9 +871,14 @@ pub fn view(f: &FlowRow) -> Value {
             t.insert("filterExpression".into(), json!(dv.filter_expression));
         }
         let connections: Vec<&str> = d.connection_names().into_iter().collect();
-        (Value::Object(t), json!(connections))
+        // Which parameters take an environment variable's value at each run.
+        let variables: Vec<Value> = d
+            .environment_variables()
+            .map(|(name, p)| json!({"parameter": name, "schemaName": p.schema_name}))
+            .collect();
+        (Value::Object(t), json!(connections), json!(variables))
     });
-    let (trigger, connections) = trigger.unwrap_or((Value::Null, json!([])));
+    let (trigger, connections, variables) = trigger.unwrap_or((Value::Null, json!([]), json!([])));
     json!({
         "id": f.id,
         "name": f.name,
@@ -882,6 +887,7 @@ pub fn view(f: &FlowRow) -> Value {
         "state": if f.on { "on" } else { "off" },
         "trigger": trigger,
         "connectionNames": connections,
+        "environmentVariables": variables,
         "definition": f.definition,
         "connectionReferences": f.connection_references,
         "createdDateTime": time(&f.created_at),

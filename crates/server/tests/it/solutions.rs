@@ -532,28 +532,28 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["state"], "on");
+    assert_eq!(
+        f["environmentVariables"],
+        json!([{"parameter": GREETING, "schemaName": "pfx_Greeting"}]),
+        "{f}"
+    );
     let dev_flow = f["id"].as_str().unwrap().to_string();
 
     // Each run reads the variable as it starts: DEV's value, a new value from the next run on,
-    // and the default value once the variable has none.
+    // and the default value once the variable has none. The run history shows the value each
+    // run used in its action's inputs.
     let dev_runs = async |n: usize, account: &str| {
         web.create(&dev.admin, "accounts", json!({"name": account}))
             .await;
-        ended_runs(
-            &app,
-            &dev.path("flows"),
-            &dev_flow,
-            n,
-            Duration::from_secs(20),
-        )
-        .await;
-        last_names(&web, &dev.admin).await
+        let flows = dev.path("flows");
+        let runs = ended_runs(&app, &flows, &dev_flow, n, Duration::from_secs(20)).await;
+        let run = run_detail(&app, &flows, &dev_flow, &runs[0]).await;
+        assert_eq!(run["status"], "Succeeded", "{run}");
+        let used = run["actions"][0]["inputs"]["parameters"]["item"]["lastname"].clone();
+        (last_names(&web, &dev.admin).await, used)
     };
-    assert!(
-        dev_runs(1, "Fabrikam")
-            .await
-            .contains(&"dev-Fabrikam".to_string())
-    );
+    let (_, used) = dev_runs(1, "Fabrikam").await;
+    assert_eq!(used, "dev-Fabrikam");
     web.ok(
         &dev.admin,
         Method::PATCH,
@@ -561,11 +561,8 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         Some(json!({"value": "dev2-"})),
     )
     .await;
-    assert!(
-        dev_runs(2, "Contoso")
-            .await
-            .contains(&"dev2-Contoso".to_string())
-    );
+    let (_, used) = dev_runs(2, "Contoso").await;
+    assert_eq!(used, "dev2-Contoso");
     web.ok(
         &dev.admin,
         Method::DELETE,
@@ -573,7 +570,8 @@ async fn settings_file_round_trip_dev_test_prod(backend: Backend) {
         None,
     )
     .await;
-    let names = dev_runs(3, "Litware").await;
+    let (names, used) = dev_runs(3, "Litware").await;
+    assert_eq!(used, "default-Litware");
     assert_eq!(
         names,
         ["default-Litware", "dev-Fabrikam", "dev2-Contoso"],
