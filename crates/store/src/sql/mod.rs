@@ -6,6 +6,7 @@ pub mod postgres;
 pub mod query;
 pub mod sqlite;
 mod sqlite_inline;
+mod sqlite_writer;
 mod value;
 
 pub use value::{Row, Value};

@@ -1,5 +1,6 @@
-//! The SQLite backend: WAL, one writer connection (writes and transactions, `BEGIN IMMEDIATE`)
-//! and a pool of readers, so writers never meet `SQLITE_BUSY` and readers never wait on them.
+//! The SQLite backend: WAL, one writer connection (writes and transactions, `BEGIN IMMEDIATE`,
+//! several of them sharing one COMMIT: `sqlite_writer`) and a pool of readers, so writers never
+//! meet `SQLITE_BUSY` and readers never wait on them.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,13 +12,17 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Row as _, Sqlite, TypeInfo, ValueRef};
 
+use super::sqlite_writer::{Logical, Writer};
 use super::{Db, Growth, Inserted, Row, Tx, Value, map_err};
 use crate::StoreError;
 
 pub struct SqliteDb {
-    writer: SqlitePool,
+    /// The writer connection's pool: migrations run on it before the first write; from then on
+    /// `writer` holds its one connection.
+    pool: SqlitePool,
+    writer: Writer,
     readers: SqlitePool,
     growth: Arc<Growth>,
     inline: Option<super::sqlite_inline::InlineReaders>,
@@ -47,7 +52,8 @@ impl SqliteDb {
             .await
             .map_err(map_err)?;
         Ok(Self {
-            writer,
+            writer: Writer::new(writer.clone()),
+            pool: writer,
             readers,
             growth: Arc::default(),
             inline,
@@ -58,8 +64,9 @@ impl SqliteDb {
         Self::open(&format!("sqlite://{}", path.display())).await
     }
 
+    /// For migrations only, before the first write (which keeps the pool's one connection).
     pub fn writer_pool(&self) -> &SqlitePool {
-        &self.writer
+        &self.pool
     }
 }
 
@@ -116,28 +123,16 @@ impl Db for SqliteDb {
         rows.iter().map(decode).collect()
     }
 
+    /// A transaction of one statement (it shares a COMMIT like any other).
     async fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
-        let r = query(sql, args)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        if let Some(table) = Growth::inserted_table(sql) {
-            self.grew(Inserted::from([(table.to_string(), r.rows_affected())]));
-        }
-        Ok(r.rows_affected())
+        let mut tx = self.begin_tx().await?;
+        let n = tx.execute(sql, args).await?;
+        tx.commit_tx().await?;
+        Ok(n)
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            inserted: Inserted::new(),
-            db: self.handle(),
-        }))
+        Ok(Box::new(self.begin_tx().await?))
     }
 
     fn dialect(&self) -> super::Dialect {
@@ -150,21 +145,21 @@ impl Db for SqliteDb {
 }
 
 impl SqliteDb {
-    fn handle(&self) -> GrowthHandle {
-        GrowthHandle {
-            writer: self.writer.clone(),
-            growth: self.growth.clone(),
-        }
-    }
-
-    fn grew(&self, inserted: Inserted) {
-        self.handle().grew(inserted);
+    async fn begin_tx(&self) -> Result<SqliteTx, StoreError> {
+        Ok(SqliteTx {
+            tx: self.writer.begin().await?,
+            inserted: Inserted::new(),
+            db: GrowthHandle {
+                writer: self.writer.clone(),
+                growth: self.growth.clone(),
+            },
+        })
     }
 }
 
 /// What a transaction needs to ask for ANALYZE once it has committed.
 struct GrowthHandle {
-    writer: SqlitePool,
+    writer: Writer,
     growth: Arc<Growth>,
 }
 
@@ -173,9 +168,7 @@ impl GrowthHandle {
         for table in self.growth.note(&inserted) {
             let (writer, growth) = (self.writer.clone(), self.growth.clone());
             tokio::spawn(async move {
-                let r = sqlx::query(AssertSqlSafe(format!("ANALYZE {table}")))
-                    .execute(&writer)
-                    .await;
+                let r = analyze(&writer, &table).await;
                 if let Err(e) = &r {
                     tracing::warn!(table, error = %e, "ANALYZE after a bulk load failed");
                 }
@@ -185,25 +178,25 @@ impl GrowthHandle {
     }
 }
 
+async fn analyze(writer: &Writer, table: &str) -> Result<(), StoreError> {
+    let mut tx = writer.begin().await?;
+    sqlx::query(AssertSqlSafe(format!("ANALYZE {table}")))
+        .execute(tx.conn()?)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await
+}
+
 struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Logical,
     inserted: Inserted,
     db: GrowthHandle,
 }
 
-#[async_trait]
-impl Tx for SqliteTx {
-    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
-        let rows = query(sql, args)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(decode).collect()
-    }
-
+impl SqliteTx {
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
         let r = query(sql, args)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn()?)
             .await
             .map_err(map_err)?;
         if let Some(table) = Growth::inserted_table(sql) {
@@ -212,10 +205,29 @@ impl Tx for SqliteTx {
         Ok(r.rows_affected())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let Self { tx, inserted, db } = *self;
-        tx.commit().await.map_err(map_err)?;
+    async fn commit_tx(self) -> Result<(), StoreError> {
+        let Self { tx, inserted, db } = self;
+        tx.commit().await?;
         db.grew(inserted);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let rows = query(sql, args)
+            .fetch_all(self.tx.conn()?)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
+        SqliteTx::execute(self, sql, args).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.commit_tx().await
     }
 }
