@@ -290,7 +290,42 @@ impl Archive {
                 ));
             }
         }
+        // Each text must fit the column it is written to, so that an import refused by the
+        // environment is refused here, before anything is written.
+        let fits = |what: String, text: &Option<String>, max: usize| match text {
+            Some(t) if t.chars().count() > max => {
+                Err(format!("{what} is longer than {max} characters."))
+            }
+            _ => Ok(()),
+        };
+        for r in &a.connection_references {
+            let what = format!("The connection reference '{}'", r.logical_name);
+            fits(format!("{what}'s displayName"), &r.display_name, 400)?;
+            fits(format!("{what}'s description"), &r.description, 2000)?;
+            fits(
+                format!("{what}'s connectorId"),
+                &Some(r.connector_id.clone()),
+                400,
+            )?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
         for v in &a.environment_variables {
+            let n = v.schema_name.as_str();
+            if n.trim().is_empty() || n.trim() != n || n.chars().count() > 100 {
+                return Err(
+                    "Each environment variable needs a schemaName of 1 to 100 characters, without leading or trailing spaces.".into(),
+                );
+            }
+            if seen.contains(&n) {
+                return Err(format!(
+                    "The environment variable '{n}' is in the archive twice."
+                ));
+            }
+            seen.push(n);
+            let what = format!("The environment variable '{n}'");
+            fits(format!("{what}'s displayName"), &v.display_name, 100)?;
+            fits(format!("{what}'s defaultValue"), &v.default_value, 2000)?;
+            fits(format!("{what}'s description"), &v.description, 2000)?;
             if variable_type(&v.kind).is_none() {
                 return Err(format!(
                     "The environment variable '{}' has type '{}': use String, Number, Boolean or JSON.",
@@ -298,7 +333,30 @@ impl Archive {
                 ));
             }
         }
+        let mut seen: Vec<&str> = Vec::new();
+        for r in &a.roles {
+            let n = r.name.as_str();
+            if n.trim().is_empty() || n.trim() != n || n.chars().count() > 100 {
+                return Err(
+                    "Each role needs a name of 1 to 100 characters, without leading or trailing spaces.".into(),
+                );
+            }
+            if seen.contains(&n) {
+                return Err(format!("The role '{n}' is in the archive twice."));
+            }
+            seen.push(n);
+        }
+        let mut seen: Vec<&str> = Vec::new();
         for f in &a.flows {
+            let n = f.name.as_str();
+            if n.trim().is_empty() || n.chars().count() > 200 {
+                return Err("Each flow needs a name of 1 to 200 characters.".into());
+            }
+            // Import finds a flow by its name: two with one name would both be made.
+            if seen.contains(&n) {
+                return Err(format!("The flow '{n}' is in the archive twice."));
+            }
+            seen.push(n);
             if f.state != "on" && f.state != "off" {
                 return Err(format!(
                     "The flow '{}' has state '{}': use on or off.",

@@ -35,7 +35,7 @@ fn require_customizer(c: &WebApiCaller) -> Result<()> {
 
 /// One column from its metadata JSON (`@odata.type` such as
 /// `Microsoft.Dynamics.CRM.IntegerAttributeMetadata`, or `AttributeType`).
-fn attribute(v: &Value) -> Result<(AttributeDef, bool)> {
+pub(crate) fn attribute(v: &Value) -> Result<(AttributeDef, bool)> {
     let schema = v
         .get("SchemaName")
         .and_then(|s| s.as_str())
@@ -170,6 +170,13 @@ fn plural(name: &str) -> String {
 
 /// `POST EntityDefinitions`: a new table with its primary name column and any others.
 pub async fn create_table(state: &AppState, c: &WebApiCaller, body: &Value) -> Result<EntityDef> {
+    let entity = table_def(c, body)?;
+    write_table(state, c, entity).await
+}
+
+/// The table `POST EntityDefinitions` would make of `body`, checked but not yet written (a
+/// solution import checks every table before it writes any).
+pub(crate) fn table_def(c: &WebApiCaller, body: &Value) -> Result<EntityDef> {
     require_customizer(c)?;
     let schema = body
         .get("SchemaName")
@@ -236,6 +243,10 @@ pub async fn create_table(state: &AppState, c: &WebApiCaller, body: &Value) -> R
         attributes,
         logical_name: logical,
     };
+    Ok(entity)
+}
+
+async fn write_table(state: &AppState, c: &WebApiCaller, entity: EntityDef) -> Result<EntityDef> {
     let admin_roles: Vec<Uuid> = state
         .store
         .roles(&c.env)

@@ -352,7 +352,7 @@ async fn bound_connection(
 
 /// The connector each connection name is used with (Dataverse for the trigger and Dataverse
 /// actions, desktop flows for their runs, any for an Http action's token).
-fn connector_uses(def: &FlowDefinition) -> Vec<(String, Option<&'static str>)> {
+pub(crate) fn connector_uses(def: &FlowDefinition) -> Vec<(String, Option<&'static str>)> {
     let mut uses = Vec::new();
     if let TriggerKind::Dataverse(t) = &def.trigger.kind {
         uses.push((t.connection_name.clone(), Some(DATAVERSE_API)));
@@ -506,7 +506,7 @@ async fn check(
     Ok(())
 }
 
-fn check_trigger_columns(
+pub(crate) fn check_trigger_columns(
     table: &EntityDef,
     filtering: &[String],
     filter: Option<&str>,
@@ -547,7 +547,7 @@ fn check_trigger_columns(
 }
 
 /// A flow that runs desktop flows needs machines, which this server does not have yet.
-fn check_can_turn_on(def: &FlowDefinition) -> Result<()> {
+pub(crate) fn check_can_turn_on(def: &FlowDefinition) -> Result<()> {
     if !def.required_features().is_empty() {
         return Err(FlowError::BadRequest(
             "This flow runs a desktop flow, which needs machines (not available on this server yet): it can be saved, but not turned on.".into(),

@@ -16,9 +16,12 @@ use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::{AttributeType, EntityDef};
 use keyway_core::dataverse::privileges::{self, RoleChange};
 use keyway_core::dataverse::record::{FieldValue, Record};
+use keyway_core::dataverse::security::ACT_ON_BEHALF;
 use keyway_core::dataverse::security::{self, ALL_ACCESS, Access, CUSTOMIZE, Depth, Privilege};
-use keyway_core::flows::FlowDefinition;
-use keyway_core::flows::references::{ConnectionReferences, connector_id, connector_name};
+use keyway_core::flows::references::{
+    ConnectionReferences, RuntimeSource, connector_id, connector_name,
+};
+use keyway_core::flows::{FlowDefinition, ParameterType, TriggerKind};
 use keyway_core::solutions::{
     self as domain, Archive, ArchiveFlow, ArchivePrivilege, ArchiveReference, ArchiveRole,
     ArchiveSolution, ArchiveVariable, ComponentKind, DeploymentSettings, Version,
@@ -676,12 +679,22 @@ async fn plan<'a>(
     }
     let bad_file = invalid("InvalidSolutionFile");
     let mut new_tables: Vec<String> = Vec::new();
+    // The tables the import makes, as it will make them (checked now: nothing is written yet).
+    let mut new_defs: Vec<EntityDef> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for t in &archive.tables {
         let schema = t
             .get("SchemaName")
             .and_then(Value::as_str)
             .ok_or_else(|| bad_file("Each table of the archive needs its SchemaName.".into()))?;
         let logical = schema.to_ascii_lowercase();
+        if seen.contains(&logical) {
+            return Err(bad_file(format!(
+                "The table '{logical}' is in the archive twice."
+            )));
+        }
+        seen.push(logical.clone());
+        let unfit = |e: ServiceError| bad_file(format!("The archive's table '{logical}': {e}"));
         match w.tables.iter().find(|e| e.logical_name == logical) {
             Some(e) if !e.is_custom => {
                 return Err(bad_file(format!(
@@ -690,6 +703,7 @@ async fn plan<'a>(
                 )));
             }
             Some(e) => {
+                let mut added: Vec<String> = Vec::new();
                 for a in t
                     .get("Attributes")
                     .and_then(Value::as_array)
@@ -709,9 +723,22 @@ async fn plan<'a>(
                             c.env.name
                         )));
                     }
+                    if e.attribute(&name).is_none() {
+                        let (column, primary) =
+                            super::customization::attribute(a).map_err(&unfit)?;
+                        if primary || added.contains(&column.logical_name) {
+                            return Err(bad_file(format!(
+                                "The archive's table '{logical}' gives the column '{name}' twice, or as a second primary name column."
+                            )));
+                        }
+                        added.push(column.logical_name);
+                    }
                 }
             }
-            None => new_tables.push(logical),
+            None => {
+                new_defs.push(super::customization::table_def(w, t).map_err(&unfit)?);
+                new_tables.push(logical);
+            }
         }
     }
     let catalog = privileges::catalog(c.env.id, &w.tables);
@@ -891,6 +918,7 @@ async fn plan<'a>(
                 )));
             }
         }
+        check_flow(state, c, w, (archive, f), &def, &refs, &new_defs, &bindings).await?;
         flows.push((def, refs));
     }
     Ok(Plan {
@@ -899,6 +927,158 @@ async fn plan<'a>(
         bindings,
         flows,
     })
+}
+
+/// Everything saving the flow checks (`flows::check`), made against the environment as the
+/// import will leave it, so that a flow the environment would refuse refuses the import before
+/// any component is written.
+#[allow(clippy::too_many_arguments)]
+async fn check_flow(
+    state: &AppState,
+    c: &FlowCaller,
+    w: &WebApiCaller,
+    (archive, f): (&Archive, &ArchiveFlow),
+    def: &FlowDefinition,
+    refs: &Value,
+    new_tables: &[EntityDef],
+    bindings: &[Binding<'_>],
+) -> Result<()> {
+    let bad_file = invalid("InvalidSolutionFile");
+    if f.state == "on" {
+        flows_svc::check_can_turn_on(def)?;
+    }
+    super::recurrence::check(def).map_err(FlowError::Definition)?;
+    if let TriggerKind::Dataverse(t) = &def.trigger.kind {
+        if t.run_as.acts_on_behalf() {
+            c.require(ACT_ON_BEHALF)?;
+        }
+        let table = w
+            .tables
+            .iter()
+            .chain(new_tables)
+            .find(|e| e.logical_name == t.entity_name)
+            .ok_or_else(|| {
+                bad_file(format!(
+                    "The flow '{}' starts on rows of '{}', a table neither environment '{}' nor the solution has: add the table to the solution in the source environment and export again.",
+                    f.name, t.entity_name, c.env.name
+                ))
+            })?;
+        flows_svc::check_trigger_columns(
+            table,
+            &t.filtering_attributes,
+            t.filter_expression.as_deref(),
+        )?;
+    }
+    super::flow_run_only::check_save(c, def, refs)?;
+    for (p, v) in def.environment_variables() {
+        let schema = v.schema_name.as_deref().unwrap_or_default();
+        let have = match variable_type(state, w, archive, schema).await? {
+            _ if matches!(
+                v.kind,
+                ParameterType::SecureString | ParameterType::SecureObject
+            ) =>
+            {
+                return Err(bad_file(format!(
+                    "The flow '{}' reads the environment variable '{schema}' as its secret parameter '{p}': secret environment variables are not supported.",
+                    f.name
+                )));
+            }
+            have => have,
+        };
+        if let Some(code) = have
+            && !keyway_core::flows::variables::fits(v.kind, code)
+        {
+            return Err(bad_file(format!(
+                "The flow '{}' reads the environment variable '{schema}' as its {:?} parameter '{p}', but environment '{}' has it as a variable that fits a {} parameter.",
+                f.name,
+                v.kind,
+                c.env.name,
+                keyway_core::flows::variables::fitting_types(code)
+            )));
+        }
+    }
+    let parsed = ConnectionReferences::parse(refs).unwrap_or_default();
+    for (k, want) in flows_svc::connector_uses(def) {
+        let entry = parsed.get(&k);
+        let carried = match entry {
+            Some(e) => e.logical_name.as_deref(),
+            None => Some(k.as_str()),
+        }
+        .and_then(|l| bindings.iter().find(|b| b.reference.logical_name == l));
+        let conn = match carried {
+            Some(Binding {
+                connection: Some(name),
+                ..
+            }) => match state
+                .store
+                .connection_find(Api::PowerPlatform, &c.env.id.to_string(), name)
+                .await?
+            {
+                Some(conn) => conn,
+                None => continue,
+            },
+            Some(b)
+                if flows_svc::reference_row(state, &c.env, &b.reference.logical_name)
+                    .await?
+                    .is_none() =>
+            {
+                // Made unbound by the import: the flow is saved off.
+                continue;
+            }
+            _ => match flows_svc::find_connection(state, &c.env, refs, &k)
+                .await?
+                .connection
+            {
+                Ok(conn) => conn,
+                Err(u) if u.code == "ConnectionReferenceNotBound" => continue,
+                Err(u) if u.reference.is_some() => return Err(FlowError::Unresolved(u).into()),
+                Err(_) => continue,
+            },
+        };
+        let role = super::connections::role_of(state, &c.who, &conn).await?;
+        if role.is_none_or(|r| r < Role::CanView) {
+            return Err(bad_file(format!(
+                "The flow '{}' uses the connection '{}', which is neither yours nor shared with you in environment '{}': ask its owner to share it, or bind the flow's connection reference to one of yours in the settings file.",
+                f.name, conn.name, c.env.name
+            )));
+        }
+        if let Some(want) = want
+            && conn.connector != want
+        {
+            return Err(bad_file(format!(
+                "The flow '{}' uses '{k}' as a {want} connection, but it finds the connection '{}', a {} connection.",
+                f.name, conn.name, conn.connector
+            )));
+        }
+        let source = entry.map_or(RuntimeSource::Embedded, |e| e.runtime_source);
+        super::flow_run_only::check_target(state, c, &k, source, &conn)?;
+    }
+    Ok(())
+}
+
+/// The type code of the environment's variable `schema`, when the archive does not carry it
+/// (a carried one gets the archive's type, checked with the archive).
+async fn variable_type(
+    state: &AppState,
+    w: &WebApiCaller,
+    archive: &Archive,
+    schema: &str,
+) -> Result<Option<i64>> {
+    if archive.variable(schema).is_some() {
+        return Ok(None);
+    }
+    let row = rows_where(
+        state,
+        w,
+        "environmentvariabledefinition",
+        "schemaname",
+        schema,
+    )
+    .await?;
+    Ok(row.first().and_then(|r| match r.fields.get("type") {
+        Some(FieldValue::Int(code)) => Some(*code),
+        _ => None,
+    }))
 }
 
 fn audit_ctx(state: &AppState, w: &WebApiCaller) -> AuditContext {
@@ -958,7 +1138,9 @@ pub async fn import(state: &AppState, c: &FlowCaller, body: &Value) -> Result<Va
             .to_ascii_lowercase();
         match w.tables.iter().find(|e| e.logical_name == logical).cloned() {
             None => {
-                super::customization::create_table(state, &w, t).await?;
+                // Known to the next table made (its type code follows this one's).
+                let made = super::customization::create_table(state, &w, t).await?;
+                std::sync::Arc::make_mut(&mut w.tables).push(made);
             }
             Some(e) => {
                 for a in t["Attributes"].as_array().into_iter().flatten() {

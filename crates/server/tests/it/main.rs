@@ -23,6 +23,7 @@ mod roles_webapi;
 mod security;
 mod sharing;
 mod solutions;
+mod solutions_bad_input;
 mod tokens;
 mod webapi;
 mod webapi_paging;
