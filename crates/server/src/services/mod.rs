@@ -34,6 +34,7 @@ pub mod solutions;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod variable_binding;
 pub mod vault;
 pub mod webapi;
 

@@ -199,7 +199,7 @@ pub fn fields_from_json(
     Ok(record)
 }
 
-async fn scope_for(
+pub(crate) async fn scope_for(
     state: &AppState,
     caller: &WebApiCaller,
     access: Access,
@@ -389,6 +389,7 @@ pub async fn create_many(
     let mut owned = Vec::with_capacity(records.len());
     for mut r in records {
         super::reference_binding::check(state, caller, entity, None, &r).await?;
+        super::variable_binding::check(state, caller, entity, &r).await?;
         prepare_owner(state, caller, entity, &mut r).await?;
         owned.push(r);
     }
@@ -421,6 +422,7 @@ pub async fn prepare_create<'a>(
 ) -> Result<Prepared<'a>> {
     check_create(state, caller, entity).await?;
     super::reference_binding::check(state, caller, entity, None, &record).await?;
+    super::variable_binding::check(state, caller, entity, &record).await?;
     let mut record = record;
     prepare_owner(state, caller, entity, &mut record).await?;
     let (id, record) = stamp_new(state, caller, entity, record);
@@ -440,6 +442,7 @@ pub async fn prepare_update<'a>(
     expected_version: Option<i64>,
 ) -> Result<Prepared<'a>> {
     super::reference_binding::check(state, caller, entity, Some(id), &set).await?;
+    super::variable_binding::check(state, caller, entity, &set).await?;
     let assign = prepare_owner(state, caller, entity, &mut set).await?;
     // Setting only the owner is an Assign, which Dataverse checks without Write.
     let only_owner = set

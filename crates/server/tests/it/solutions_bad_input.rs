@@ -12,7 +12,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     a_refused_import_changes_nothing,
-    malformed_solution_bodies_are_4xx
+    malformed_solution_bodies_are_4xx,
+    only_those_who_may_append_to_a_variable_set_its_value
 );
 
 fn archive(extra: Value) -> Value {
@@ -254,4 +255,83 @@ async fn malformed_solution_bodies_are_4xx(backend: Backend) {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
         assert!(e["error"]["code"].is_string(), "{body}: {e}");
     }
+}
+
+/// A flow reads its environment variables' current values: a user who cannot see a variable
+/// must not be able to give it one (a value row is appended to its definition), or they would
+/// choose the parameters of everyone's flows that read it.
+async fn only_those_who_may_append_to_a_variable_set_its_value(backend: Backend) {
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let web = WebApi {
+        http: &fx.app.http,
+        api: fx.api.clone(),
+    };
+    let definition = web
+        .create(
+            &fx.admin,
+            "environmentvariabledefinitions",
+            json!({"schemaname": "pfx_Target", "type": 100000000, "defaultvalue": "https://contoso.example"}),
+        )
+        .await;
+    let flow = fx
+        .flow(
+            "reads a variable",
+            json!({
+                "parameters": {"Target (pfx_Target)": {"type": "String", "metadata": {"schemaName": "pfx_Target"}}},
+                "triggers": {"manual": {"type": "Request", "kind": "Button"}},
+                "actions": {"Echo": {"type": "Compose", "inputs": "@parameters('Target (pfx_Target)')"}},
+            }),
+        )
+        .await;
+    let (basic, _) = fx.app_user("basic", &["Basic User"]).await;
+    let (s, e, _) = web
+        .call(
+            &basic,
+            Method::POST,
+            "environmentvariablevalues",
+            Some(json!({"value": "https://evil.example", "environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({definition})")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040220", "{e}");
+    assert!(error_message(&e).contains("pfx_Target"), "{e}");
+    // Their own variable they give a value; re-pointing that value at another's is refused.
+    let own = web
+        .create(
+            &basic,
+            "environmentvariabledefinitions",
+            json!({"schemaname": "pfx_Mine", "type": 100000000}),
+        )
+        .await;
+    let value = web
+        .create(
+            &basic,
+            "environmentvariablevalues",
+            json!({"value": "mine", "environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({own})")}),
+        )
+        .await;
+    let (s, e, _) = web
+        .call(
+            &basic,
+            Method::PATCH,
+            &format!("environmentvariablevalues({value})"),
+            Some(json!({"environmentvariabledefinitionid@odata.bind": format!("/environmentvariabledefinitions({definition})")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, r) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("{}/{flow}/run", fx.flows()),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let run = fx.last_run(&flow, 1).await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(
+        run["actions"][0]["outputs"], "https://contoso.example",
+        "{run}"
+    );
 }
