@@ -647,6 +647,7 @@ async fn plan<'a>(
             c.env.name, archive.solution.unique_name, archive.solution.version
         )));
     }
+    check_flow_names(state, c, archive).await?;
     // The importer writes each kind of component with their own privileges.
     let mut needed: Vec<String> = Vec::new();
     let mut need = |access: &[Access], table: &str, any: bool| {
@@ -927,6 +928,42 @@ async fn plan<'a>(
         bindings,
         flows,
     })
+}
+
+/// Import finds a flow by its name: it replaces only the solution's own flow of that name here
+/// (one an earlier import of the solution made or that was added to it). Another flow of that
+/// name is someone's own, which an import must not silently overwrite.
+async fn check_flow_names(state: &AppState, c: &FlowCaller, archive: &Archive) -> Result<()> {
+    let held: Vec<String> = match state
+        .store
+        .solution_get(c.env.id, &archive.solution.unique_name)
+        .await?
+    {
+        Some(s) => state
+            .store
+            .solution_components(s.id)
+            .await?
+            .into_iter()
+            .filter(|k| k.kind == ComponentKind::Flow.name())
+            .map(|k| k.name)
+            .collect(),
+        None => Vec::new(),
+    };
+    let existing = state.store.flow_list(c.env.id).await?;
+    for f in &archive.flows {
+        let same = existing.iter().filter(|x| x.name == f.name).count();
+        let why = match same {
+            0 => continue,
+            1 if held.contains(&f.name) => continue,
+            1 => "is not part of the solution there",
+            _ => "is not the only flow of that name there",
+        };
+        return Err(SolutionError::Conflict(format!(
+            "Environment '{}' already has a flow named '{}' that {why}: importing would overwrite it. Rename or delete that flow, or rename the solution's flow in the source environment and export again.",
+            c.env.name, f.name
+        )));
+    }
+    Ok(())
 }
 
 /// Everything saving the flow checks (`flows::check`), made against the environment as the

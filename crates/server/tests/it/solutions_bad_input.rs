@@ -13,6 +13,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_refused_import_changes_nothing,
     malformed_solution_bodies_are_4xx,
+    an_import_overwrites_only_its_own_flows,
     only_those_who_may_append_to_a_variable_set_its_value
 );
 
@@ -334,4 +335,45 @@ async fn only_those_who_may_append_to_a_variable_set_its_value(backend: Backend)
         run["actions"][0]["outputs"], "https://contoso.example",
         "{run}"
     );
+}
+
+/// Import finds flows by name: a flow of that name that is not the solution's is refused (409),
+/// not overwritten; the solution's own flow is replaced on the next import.
+async fn an_import_overwrites_only_its_own_flows(backend: Backend) {
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let definition = |prefix: &str| dataverse_flow("account", 1, json!({}), add_contact(prefix));
+    let someones = fx.flow("Sync", definition("")).await;
+    let (s, e) = import(
+        &fx,
+        json!({"solution": archive(json!({"flows": [{"name": "Sync", "state": "on", "definition": definition("imported ")}]}))}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "SolutionConflict", "{e}");
+    assert!(error_message(&e).contains("'Sync'"), "{e}");
+    let (s, f) = fx
+        .app
+        .graph(Method::GET, &format!("{}/{someones}", fx.flows()), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    assert_eq!(f["definition"], definition(""), "{f}");
+    assert_eq!(f["version"], 1, "{f}");
+    // The solution's own flow: made by the first import, replaced by the next.
+    for (version, prefix) in [("1.0.0.0", "one "), ("1.0.0.1", "two ")] {
+        let mut a = archive(
+            json!({"flows": [{"name": "Solution sync", "state": "off", "definition": definition(prefix)}]}),
+        );
+        a["solution"]["version"] = json!(version);
+        let (s, r) = import(&fx, json!({"solution": a})).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+    }
+    let (_, flows) = fx.app.graph(Method::GET, &fx.flows(), None).await;
+    let ours: Vec<&Value> = flows["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == "Solution sync")
+        .collect();
+    assert_eq!(ours.len(), 1, "{flows}");
+    assert_eq!(ours[0]["definition"], definition("two "), "{flows}");
 }
