@@ -521,6 +521,35 @@ type HttpParts = (
 );
 
 /// An HTTP call, its bearer token from a connection when the action names one.
+/// A connection's token goes only where it is valid: to its resource's own origin, or to this
+/// server (which takes the tokens of its own resources). Else a flow's author could send the
+/// token of a connection merely shared with them, or a run-only user's, to any host.
+fn token_may_go(state: &AppState, resource: &str, url: &reqwest::Url) -> Result<(), String> {
+    let origin = |u: &reqwest::Url| u.origin().ascii_serialization();
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let ours = reqwest::Url::parse(&state.base_url).is_ok_and(|b| origin(&b) == origin(url))
+        || state
+            .config
+            .hostnames
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&host))
+        || state
+            .config
+            .environment_domain
+            .as_deref()
+            .is_some_and(|d| host.ends_with(&format!(".{}", d.to_ascii_lowercase())));
+    match reqwest::Url::parse(resource) {
+        _ if ours => Ok(()),
+        Ok(r) if matches!(r.scheme(), "https" | "http") && origin(&r) == origin(url) => Ok(()),
+        // An application ID URI (api://…) names no host: the API it stands for is anywhere.
+        Ok(r) if r.scheme() == "api" => Ok(()),
+        _ => Err(format!(
+            "The connection's token is for '{resource}', and this action calls {}: a connection's token is sent only to its resource's own host or to this server. Call the resource itself, or set authentication.audience to the API you call.",
+            origin(url)
+        )),
+    }
+}
+
 pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step {
     let evaluated = (|| -> Result<HttpParts, String> {
         let uri = text_of(&h.uri.evaluate(ctx).map_err(|e| e.to_string())?);
@@ -586,6 +615,13 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
             .clone()
             .or_else(|| connection_auth::target_url(a.state, &conn, Some(a.env)))
             .unwrap_or_else(|| uri.clone());
+        if let Err(message) = token_may_go(a.state, &resource, &url) {
+            return Step::Done(Box::new(Done::failed(
+                redact(&inputs),
+                "TokenAudienceMismatch",
+                message,
+            )));
+        }
         let t = match token(a, &conn, &resource).await {
             Ok(t) => t,
             Err(step) => return with_inputs(step, &redact(&inputs)),

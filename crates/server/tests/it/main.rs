@@ -7,6 +7,7 @@ mod assertions;
 mod connections;
 mod environments;
 mod flows;
+mod flows_http_tokens;
 mod flows_recurrence;
 mod flows_run_only;
 mod flowservice;
