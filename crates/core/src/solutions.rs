@@ -344,6 +344,19 @@ impl Archive {
             if seen.contains(&n) {
                 return Err(format!("The role '{n}' is in the archive twice."));
             }
+            // Export never carries them; an archive naming one would rewrite it in the target.
+            let builtin = [
+                crate::dataverse::security::SYSTEM_ADMINISTRATOR,
+                crate::dataverse::security::SYSTEM_CUSTOMIZER,
+                crate::dataverse::security::BASIC_USER,
+                crate::dataverse::security::ENVIRONMENT_MAKER,
+                crate::dataverse::security::DELEGATE,
+            ];
+            if builtin.iter().any(|b| b.eq_ignore_ascii_case(n)) {
+                return Err(format!(
+                    "The archive carries the built-in role '{n}', which every environment has and an import does not change."
+                ));
+            }
             seen.push(n);
         }
         let mut seen: Vec<&str> = Vec::new();

@@ -133,6 +133,15 @@ async fn a_refused_import_changes_nothing(backend: Backend) {
             archive(json!({"roles": [{"name": "", "privileges": []}]})),
             "InvalidSolutionFile",
         ),
+        // A built-in role would lose what it grants (the System Administrator's everything).
+        (
+            archive(json!({"roles": [{"name": "System Administrator", "privileges": []}]})),
+            "InvalidSolutionFile",
+        ),
+        (
+            archive(json!({"roles": [{"name": "basic user", "privileges": []}]})),
+            "InvalidSolutionFile",
+        ),
         (
             archive(
                 json!({"flows": [{"name": "", "state": "off", "definition": dataverse_flow("account", 1, json!({}), add_contact(""))}]}),
