@@ -160,8 +160,12 @@ impl App {
         crate::services::flow_runs::spawn(self.state.clone());
         // Host routing rewrites the path, so it wraps the router rather than running inside it.
         let rewrite = crate::http::route_by_host(self.state.config.environment_domain.clone());
+        let router = crate::http::router(self.state.clone());
+        // Flow actions calling this server go through the router in process while it serves.
+        let local = Arc::new(router.clone());
+        self.state.outbound.serve_locally(&local);
         let app = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<SocketAddr>(
-            tower::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::map_request(crate::http::router(self.state.clone()), rewrite),
+            tower::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::map_request(router, rewrite),
         );
         match self.tls {
             Some(tls) => {
@@ -178,6 +182,7 @@ impl App {
                     .await?
             }
         }
+        drop(local);
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! ([`queue_triggered`]), and workers claim them under a lease (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL; SQLite's single writer serializes claims), so each trigger event runs once even
 //! with several server processes, and a run whose worker died is claimed again when its lease ends.
+//! A run triggered by a change this process makes is leased to this process's worker in that same
+//! transaction ([`LocalRuns`]) and started once it commits, without a claim.
 
 use serde_json::Value as Json;
 use time::{Duration, OffsetDateTime};
@@ -277,9 +279,22 @@ struct Subscriber {
 #[derive(Default)]
 pub(crate) struct Subscribers {
     by_entity: std::collections::HashMap<String, Vec<Subscriber>>,
+    local: Option<std::sync::Arc<dyn LocalRuns>>,
+    /// Runs leased to this process's worker, to hand it once the transaction commits.
+    handed: Vec<(RunRow, StartRun)>,
+    handed_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Subscribers {
+    /// After the commit: start the runs leased to this process.
+    pub(crate) fn hand_over(&mut self) {
+        for (run, start) in self.handed.drain(..) {
+            start(run);
+            self.handed_count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     async fn of(
         &mut self,
         tx: &mut dyn Tx,
@@ -310,6 +325,51 @@ impl Subscribers {
             .get(entity)
             .map(Vec::as_slice)
             .unwrap_or_default())
+    }
+}
+
+/// A process's run worker, taking the runs its own row changes trigger: each is inserted already
+/// leased to it (so no other worker claims it while the lease holds; if the process dies, the
+/// lease ends and another claims it as any run) and handed over once the transaction commits.
+pub trait LocalRuns: Send + Sync {
+    /// Who the runs are leased to.
+    fn worker(&self) -> &str;
+    /// How long the lease holds before the worker renews it.
+    fn lease(&self) -> Duration;
+    /// A free slot to execute one more run now, if there is one; called with the run after the
+    /// commit (dropped unused when the transaction fails).
+    fn reserve(&self) -> Option<StartRun>;
+}
+
+/// Starts a run in the slot reserved for it.
+pub type StartRun = Box<dyn FnOnce(RunRow) + Send>;
+
+/// The store's [`LocalRuns`], and how many runs it was handed.
+#[derive(Default)]
+pub(crate) struct LocalSlot {
+    local: std::sync::OnceLock<std::sync::Arc<dyn LocalRuns>>,
+    handed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SqlStore {
+    /// Lease the runs this process's row changes trigger to `local` (set once, by its worker).
+    pub fn take_local_runs(&self, local: std::sync::Arc<dyn LocalRuns>) {
+        let _ = self.local_runs.local.set(local);
+    }
+
+    /// How many runs were handed to this process's worker without a claim.
+    pub fn runs_handed_over(&self) -> u64 {
+        self.local_runs
+            .handed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscribers(&self) -> Subscribers {
+        Subscribers {
+            local: self.local_runs.local.get().cloned(),
+            handed_count: self.local_runs.handed.clone(),
+            ..Default::default()
+        }
     }
 }
 
@@ -347,7 +407,45 @@ pub(crate) async fn queue_triggered(
     let mut queued = Vec::with_capacity(firing.len());
     for flow_id in firing {
         let id = Uuid::now_v7();
-        insert_run(tx, id, flow_id, environment_id, &outputs, now).await?;
+        let local = subscribers
+            .local
+            .as_ref()
+            .and_then(|l| Some((l.clone(), l.reserve()?)));
+        match local {
+            Some((local, start)) => {
+                let (worker, until) = (local.worker().to_string(), now + local.lease());
+                tx.execute(
+                    "INSERT INTO flow_runs (id, flow_id, environment_id, status, trigger_outputs, attempt, not_before, created_at, lease_owner, lease_until, started_at) VALUES ($1, $2, $3, 'Running', $4, 1, $5, $5, $6, $7, $5)",
+                    vec![
+                        id.into(),
+                        flow_id.into(),
+                        environment_id.into(),
+                        outputs.to_string().into(),
+                        now.into(),
+                        worker.as_str().into(),
+                        until.into(),
+                    ],
+                )
+                .await?;
+                let run = RunRow {
+                    id,
+                    flow_id,
+                    environment_id,
+                    status: RunStatus::Running,
+                    trigger_outputs: outputs.clone(),
+                    attempt: 1,
+                    not_before: now,
+                    lease_owner: Some(worker),
+                    lease_until: Some(until),
+                    created_at: now,
+                    started_at: Some(now),
+                    ended_at: None,
+                    error: None,
+                };
+                subscribers.handed.push((run, start));
+            }
+            None => insert_run(tx, id, flow_id, environment_id, &outputs, now).await?,
+        }
         queued.push(id);
     }
     Ok(queued)

@@ -31,7 +31,8 @@ pub use environments::{EnvironmentStore, RecordList, SystemUserAccess, SystemUse
 pub use error::StoreError;
 pub use flow_run_only::{RunOnlyGrant, RunOnlyStore};
 pub use flows::{
-    ActionRow, FlowRow, FlowStore, RowChange, RunEnd, RunRow, RunStatus, ScheduledFlow,
+    ActionRow, FlowRow, FlowStore, LocalRuns, RowChange, RunEnd, RunRow, RunStatus, ScheduledFlow,
+    StartRun,
 };
 pub use flowservice::{FlowOrganization, FlowSandbox, FlowServiceStore, PROD_SANDBOX};
 pub use record_writes::{AuditCheck, RecordOp, RecordStore, StoredAudit};
@@ -51,6 +52,8 @@ pub struct SqlStore {
     /// Bumped by every committed change to applications, credentials, principals, role
     /// assignments or environments, so caches of them know they are stale.
     generation: std::sync::atomic::AtomicU64,
+    /// This process's run worker, which takes the runs its own row changes trigger.
+    local_runs: flows::LocalSlot,
 }
 
 impl Store for SqlStore {}
@@ -99,5 +102,6 @@ pub async fn open(url: &str) -> Result<Arc<SqlStore>, StoreError> {
     Ok(Arc::new(SqlStore {
         db,
         generation: Default::default(),
+        local_runs: Default::default(),
     }))
 }

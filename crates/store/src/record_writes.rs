@@ -539,7 +539,7 @@ impl RecordStore for crate::SqlStore {
             .await
             .map_err(|e| (0, e))?;
         let mut out = Vec::with_capacity(ops.len());
-        let mut subscribers = Subscribers::default();
+        let mut subscribers = self.subscribers();
         for (i, op) in ops.iter().enumerate() {
             // Dropping the transaction without commit rolls every earlier write back.
             out.push(
@@ -551,6 +551,7 @@ impl RecordStore for crate::SqlStore {
         tx.commit()
             .await
             .map_err(|e| (ops.len().saturating_sub(1), e))?;
+        subscribers.hand_over();
         let touches_security = ops.iter().any(|op| match op {
             RecordOp::Create { entity, .. }
             | RecordOp::Update { entity, .. }

@@ -446,7 +446,7 @@ pub async fn dataverse(
         if let Some(b) = body {
             req = req.json(&b);
         }
-        req.send()
+        a.state.outbound.send(a.state, req)
     };
     let done = |status, outputs, error| {
         Step::Done(Box::new(Done {
@@ -630,7 +630,7 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
         req = req.bearer_auth(t.as_str());
     }
     let inputs = redact(&inputs);
-    let resp = match req.send().await {
+    let resp = match a.state.outbound.send(a.state, req).await {
         Ok(r) => r,
         Err(e) => return Step::Transient("TargetUnreachable".into(), format!("{uri}: {e}")),
     };

@@ -4,7 +4,9 @@
 //! with their `runAfter` decisions, recording each. Transient failures give the run back with
 //! exponential back-off; a run whose worker died is claimed again when its lease ends and
 //! resumes after the actions already recorded. A queued run of a flow that was turned off ends
-//! Cancelled before any action; a cancelled run stops at its next step.
+//! Cancelled before any action; a cancelled run stops at its next step. A run triggered by this
+//! process's own row change is leased to it in that change's transaction and handed over once it
+//! commits (no claim transaction: the end-to-end latency of a flow is mostly its commits).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,12 +21,12 @@ use keyway_core::flows::{
     RunStatus, Scope, TerminateStatus, TriggerKind, TriggerScope,
 };
 use keyway_store::{
-    ActionRow, EnvironmentStore, FlowRow, FlowStore, RunEnd, RunRow, RunStatus as RunState,
-    StoreError, SystemUserKey,
+    ActionRow, EnvironmentStore, FlowRow, FlowStore, LocalRuns, RunEnd, RunRow,
+    RunStatus as RunState, StartRun, StoreError, SystemUserKey,
 };
 use serde_json::{Value, json};
 use time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::flow_actions::{self, ActionEnv, Done, Step};
@@ -46,17 +48,81 @@ const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 pub fn spawn(state: AppState) {
     let node = Uuid::new_v4().simple().to_string();
     let worker: Arc<str> = format!("{}-{}", std::process::id(), &node[..8]).into();
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let (ends, finished) = mpsc::channel(CONCURRENCY);
+    let (handed, taken) = mpsc::unbounded_channel();
+    // The store holds only the sending end (not the state): no cycle keeps a stopped server alive.
+    state.store.take_local_runs(Arc::new(Local {
+        worker: worker.clone(),
+        slots: slots.clone(),
+        handed,
+    }));
     tokio::spawn(finisher(state.clone(), worker.clone(), finished));
-    tokio::spawn(work(state, worker, ends));
+    tokio::spawn(take(state.clone(), worker.clone(), ends.clone(), taken));
+    tokio::spawn(work(state, worker, slots, ends));
+}
+
+/// A run leased to this process in the transaction that queued it, with its slot.
+type Handed = (RunRow, OwnedSemaphorePermit);
+
+/// Takes the runs this process's own row changes trigger, in their transaction, when a slot is free.
+struct Local {
+    worker: Arc<str>,
+    slots: Arc<Semaphore>,
+    handed: mpsc::UnboundedSender<Handed>,
+}
+
+impl LocalRuns for Local {
+    fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn lease(&self) -> Duration {
+        LEASE
+    }
+
+    fn reserve(&self) -> Option<StartRun> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let handed = self.handed.clone();
+        Some(Box::new(move |run| {
+            let _ = handed.send((run, permit));
+        }))
+    }
+}
+
+/// Execute the runs handed over after their commit (no claim: they are leased to this worker).
+async fn take(
+    state: AppState,
+    worker: Arc<str>,
+    ends: mpsc::Sender<Ending>,
+    mut taken: mpsc::UnboundedReceiver<Handed>,
+) {
+    while let Some((run, permit)) = taken.recv().await {
+        // A run whose lease is nearly over is left to the claims once it ends (never run twice).
+        if run
+            .lease_until
+            .is_none_or(|until| until - LEASE / 2 < state.clock.now())
+        {
+            continue;
+        }
+        let (state, worker, ends) = (state.clone(), worker.clone(), ends.clone());
+        tokio::spawn(async move {
+            execute(&state, &worker, run, &ends).await;
+            drop(permit);
+        });
+    }
 }
 
 /// A run's end on its way to the store, and who waits for it to be written.
 type Ending = (RunEnd, oneshot::Sender<Result<bool, StoreError>>);
 
 /// Claim runs as slots free up, a batch per transaction, and execute each in a task of its own.
-async fn work(state: AppState, worker: Arc<str>, ends: mpsc::Sender<Ending>) {
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+async fn work(
+    state: AppState,
+    worker: Arc<str>,
+    slots: Arc<Semaphore>,
+    ends: mpsc::Sender<Ending>,
+) {
     let mut pause = BUSY_POLL;
     loop {
         let Ok(first) = slots.clone().acquire_owned().await else {

@@ -476,12 +476,19 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
         "{listed}"
     );
     let (sales, sales_user) = fx.app_user("sales", &["System Administrator"]).await;
+    let calls = fx.app.outbound.in_process_calls();
+    let handed = fx.app.state_store().runs_handed_over();
     let account = fx
         .create(&sales, "accounts", json!({"name": "Fabrikam"}))
         .await;
 
     let runs = fx.runs(&flow, 1).await;
     assert_eq!(runs[0]["status"], "Succeeded", "{runs:?}");
+    // The action's request to this server went through its router in process, and was still
+    // authenticated, authorized and audited as the connection's identity (below).
+    assert!(fx.app.outbound.in_process_calls() > calls);
+    // The run was leased to this server in the create's transaction and started without a claim.
+    assert_eq!(fx.app.state_store().runs_handed_over(), handed + 1);
     let run = fx.run(&flow, &runs[0]).await;
     let action = &run["actions"][0];
     assert_eq!(action["name"], "Add_a_new_row");
@@ -538,9 +545,11 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
             ),
         )
         .await;
+    let calls = fx.app.outbound.in_process_calls();
     fx.create(&sales, "contacts", json!({"lastname": "Ward"}))
         .await;
     let runs = fx.runs(&denied, 1).await;
+    assert!(fx.app.outbound.in_process_calls() > calls, "in process");
     assert_eq!(runs[0]["status"], "Failed", "{runs:?}");
     assert_eq!(runs[0]["error"]["code"], "0x80040220", "{runs:?}");
     let run = fx.run(&denied, &runs[0]).await;

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub db_url: Option<String>,
     handle: axum_server::Handle<std::net::SocketAddr>,
     store: std::sync::Arc<keyway_store::SqlStore>,
+    /// The server's outbound client (counts the calls it made to itself in process).
+    pub outbound: keyway_server::services::outbound::Outbound,
     admin_token: tokio::sync::OnceCell<String>,
 }
 
@@ -87,6 +89,7 @@ async fn start(
         serde_json::from_slice(&std::fs::read(&app.profile_path).unwrap()).unwrap();
     let handle = app.handle();
     let store = app.state.store.clone();
+    let outbound = app.state.outbound.clone();
     tokio::spawn(async move { app.serve().await.unwrap() });
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
@@ -101,6 +104,7 @@ async fn start(
         db_url,
         handle,
         store,
+        outbound,
         admin_token: Default::default(),
     }
 }
