@@ -678,6 +678,63 @@ async fn plan<'a>(
     for p in &needed {
         require(c, p)?;
     }
+    // Rows the import updates must be within the importer's reach (a privilege held only at
+    // user depth does not reach another's row), checked now rather than halfway through.
+    for v in &archive.environment_variables {
+        let defs = rows_where(
+            state,
+            w,
+            "environmentvariabledefinition",
+            "schemaname",
+            &v.schema_name,
+        )
+        .await?;
+        may_write(
+            state,
+            w,
+            "environmentvariabledefinition",
+            &v.schema_name,
+            &defs,
+        )
+        .await?;
+        let valued = settings
+            .environment_variables
+            .iter()
+            .any(|s| s.schema_name == v.schema_name && !s.value.is_empty());
+        if let Some(id) = defs
+            .first()
+            .and_then(|d| d.id("environmentvariabledefinitionid"))
+            && valued
+        {
+            let values = rows_where(
+                state,
+                w,
+                "environmentvariablevalue",
+                "_environmentvariabledefinitionid_value",
+                &id.to_string(),
+            )
+            .await?;
+            may_write(
+                state,
+                w,
+                "environmentvariablevalue",
+                &v.schema_name,
+                &values,
+            )
+            .await?;
+        }
+    }
+    for r in &archive.connection_references {
+        let rows = rows_where(
+            state,
+            w,
+            "connectionreference",
+            "connectionreferencelogicalname",
+            &r.logical_name,
+        )
+        .await?;
+        may_write(state, w, "connectionreference", &r.logical_name, &rows).await?;
+    }
     let bad_file = invalid("InvalidSolutionFile");
     let mut new_tables: Vec<String> = Vec::new();
     // The tables the import makes, as it will make them (checked now: nothing is written yet).
@@ -928,6 +985,38 @@ async fn plan<'a>(
         bindings,
         flows,
     })
+}
+
+/// The caller may write each of these rows (of `name`) of the built-in table `entity` (403
+/// otherwise).
+async fn may_write(
+    state: &AppState,
+    w: &WebApiCaller,
+    entity: &str,
+    name: &str,
+    rows: &[Record],
+) -> Result<()> {
+    let t = table(w, entity)?;
+    let scope = super::records::scope_for(state, w, Access::Write, t).await?;
+    for row in rows {
+        let Some(id) = row.id(&t.primary_id) else {
+            continue;
+        };
+        let of = |col: &str| match row.fields.get(col) {
+            Some(FieldValue::Id(u)) => Some(*u),
+            _ => None,
+        };
+        let grants = super::sharing::grants(state, w, t, id).await?;
+        if !scope.admits_row(of("ownerid"), of("owningbusinessunit"), &grants) {
+            return Err(DataverseError::MissingPrivilege(format!(
+                "The import would update the {entity} '{name}' of environment '{}', which is neither yours nor within your roles' depth of {}: ask its owner or a System Customizer to import the solution.",
+                w.env.name,
+                Access::Write.privilege(entity)
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Import finds a flow by its name: it replaces only the solution's own flow of that name here

@@ -174,6 +174,37 @@ async fn a_refused_import_changes_nothing(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert!(error_message(&e).contains("sp-dataverse"), "{e}");
     assert_eq!(holdings(&fx).await, before, "{e}");
+
+    // An Environment Maker (their own rows only) importing over the administrator's reference
+    // is refused before their variable is written.
+    let web = WebApi {
+        http: &fx.app.http,
+        api: fx.api.clone(),
+    };
+    web.create(
+        &fx.admin,
+        "connectionreferences",
+        json!({"connectionreferencelogicalname": "pfx_admins", "connectorid": "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps"}),
+    )
+    .await;
+    let before = holdings(&fx).await;
+    let env_maker = fx.member("env maker", &["Environment Maker"]).await.token;
+    let a = archive(json!({
+        "environmentVariables": [variable],
+        "connectionReferences": [{"logicalName": "pfx_admins", "connectorId": "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps", "description": "mine now"}],
+    }));
+    let (s, e) = fx
+        .app
+        .call(
+            &env_maker,
+            Method::POST,
+            &format!("/v1.0/environments/{}/solutions/import", fx.env_id),
+            Some(json!({"solution": a})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(error_message(&e).contains("pfx_admins"), "{e}");
+    assert_eq!(holdings(&fx).await, before, "{e}");
 }
 
 async fn malformed_solution_bodies_are_4xx(backend: Backend) {
