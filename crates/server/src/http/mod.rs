@@ -295,11 +295,40 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), too_large))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::middleware,
         ))
         .with_state(state)
+}
+
+/// A body over the limit is refused by the extractor in plain text; every refusal here answers
+/// JSON with a stable code (`RequestTooLarge`, or OAuth's shape on the token endpoints).
+async fn too_large(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let oauth = req.uri().path().contains("/oauth2/");
+    let resp = next.run(req).await;
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return resp;
+    }
+    let message = format!(
+        "The request body is larger than this server accepts ({} bytes): send a smaller one.",
+        state.config.max_body_bytes
+    );
+    let body = if oauth {
+        serde_json::json!({"error": "invalid_request", "error_description": message})
+    } else {
+        serde_json::json!({"error": {"code": "RequestTooLarge", "message": message}})
+    };
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
 /// With an environment domain, `https://<name>.<domain>/api/…` reaches environment `<name>`:

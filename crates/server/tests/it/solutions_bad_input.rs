@@ -232,6 +232,23 @@ async fn malformed_solution_bodies_are_4xx(backend: Backend) {
             assert!(e["error"]["code"].is_string(), "{e}");
         }
     }
+    // A body over the server's limit: 413 with a code, as JSON.
+    let r = fx
+        .app
+        .http
+        .post(format!("{}{base}/import", fx.app.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"solution\": \"{}\"}}",
+            "x".repeat(2 * 1024 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "RequestTooLarge", "{e}");
     let (s, e) = fx
         .app
         .graph(
