@@ -72,7 +72,7 @@ impl App {
         let store = keyway_store::open(&config.database_url())
             .await
             .with_context(|| "opening the database")?;
-        crate::services::builtin_tables::ensure(&store)
+        crate::services::builtin_tables::ensure(&store, clock.now())
             .await
             .with_context(|| "adding new built-in tables to existing environments")?;
 

@@ -67,6 +67,13 @@ pub fn catalog(env_id: Uuid, tables: &[EntityDef]) -> Vec<PrivilegeInfo> {
         access: None,
         ownership: Ownership::OrganizationOwned,
     }));
+    // Flow privileges have depths, as a user-owned table's do.
+    out.extend(security::WORKFLOW.iter().map(|n| PrivilegeInfo {
+        id: privilege_id(env_id, n),
+        name: n.to_string(),
+        access: None,
+        ownership: Ownership::UserOwned,
+    }));
     out
 }
 
@@ -162,7 +169,10 @@ mod tests {
         let env = Uuid::new_v4();
         let tables = builtin_entities();
         let all = catalog(env, &tables);
-        assert_eq!(all.len(), tables.len() * 8 + security::NAMED.len());
+        assert_eq!(
+            all.len(),
+            tables.len() * 8 + security::NAMED.len() + security::WORKFLOW.len()
+        );
         let read = all.iter().find(|p| p.name == "prvReadaccount").unwrap();
         assert_eq!(read.id, privilege_id(env, "prvReadaccount"));
         assert_ne!(read.id, privilege_id(Uuid::new_v4(), "prvReadaccount"));
@@ -173,6 +183,11 @@ mod tests {
         assert_eq!(role.clamp(Depth::User), Depth::Organization);
         let named = all.iter().find(|p| p.name == security::CUSTOMIZE).unwrap();
         assert_eq!(named.access_right(), 0);
+        let flows = all
+            .iter()
+            .find(|p| p.name == security::READ_WORKFLOW)
+            .unwrap();
+        assert!(flows.can_be(Depth::User) && flows.clamp(Depth::User) == Depth::User);
     }
 
     #[test]

@@ -205,6 +205,30 @@ pub const NAMED: [&str; 4] = [
     CUSTOMIZE,
 ];
 
+/// Cloud flows' privileges (Dataverse's `workflow` records): unlike the named ones above they
+/// have depths. User reaches the caller's own flows, Organization every flow.
+pub const READ_WORKFLOW: &str = "prvReadWorkflow";
+pub const WRITE_WORKFLOW: &str = "prvWriteWorkflow";
+pub const DELETE_WORKFLOW: &str = "prvDeleteWorkflow";
+pub const WORKFLOW: [&str; 3] = [READ_WORKFLOW, WRITE_WORKFLOW, DELETE_WORKFLOW];
+
+/// The built-in roles' flow privileges: administrators and customizers reach every flow, makers
+/// and basic users their own.
+pub fn builtin_workflow_depth(role: &str) -> Option<Depth> {
+    match role {
+        SYSTEM_ADMINISTRATOR | SYSTEM_CUSTOMIZER => Some(Depth::Organization),
+        ENVIRONMENT_MAKER | BASIC_USER => Some(Depth::User),
+        _ => None,
+    }
+}
+
+fn workflow_at(depth: Depth) -> impl Iterator<Item = Privilege> {
+    WORKFLOW.iter().map(move |n| Privilege {
+        name: n.to_string(),
+        depth,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Privilege {
     pub name: String,
@@ -255,6 +279,7 @@ pub fn builtin_roles(entities: &[EntityDef]) -> Vec<RoleDef> {
     };
     let mut admin = all_on(entities, Depth::Organization);
     admin.extend(named(Depth::Organization));
+    admin.extend(workflow_at(Depth::Organization));
 
     let mut customizer = all_on(entities, Depth::Organization);
     customizer.retain(|p| !p.name.starts_with("prvDelete") || p.name.ends_with("role"));
@@ -262,6 +287,7 @@ pub fn builtin_roles(entities: &[EntityDef]) -> Vec<RoleDef> {
         name: CUSTOMIZE.into(),
         depth: Depth::Organization,
     });
+    customizer.extend(workflow_at(Depth::Organization));
 
     // Basic User: their own records of the standard tables, and reading the organization's setup.
     let mut basic: Vec<Privilege> = entities
@@ -283,6 +309,7 @@ pub fn builtin_roles(entities: &[EntityDef]) -> Vec<RoleDef> {
                 depth: Depth::Organization,
             }),
     );
+    basic.extend(workflow_at(Depth::User));
 
     let mut maker = basic.clone();
     maker.push(Privilege {
@@ -389,6 +416,24 @@ mod tests {
             Some(Depth::Organization)
         );
         assert_eq!(role(DELEGATE).privileges.len(), 1);
+        // Makers customize the environment but reach only their own flows.
+        let maker = role(ENVIRONMENT_MAKER);
+        assert_eq!(has(maker, CUSTOMIZE), Some(Depth::Organization));
+        for w in WORKFLOW {
+            assert_eq!(has(maker, w), Some(Depth::User));
+            assert_eq!(has(role(BASIC_USER), w), Some(Depth::User));
+            assert_eq!(has(admin, w), Some(Depth::Organization));
+            assert_eq!(has(role(SYSTEM_CUSTOMIZER), w), Some(Depth::Organization));
+            assert_eq!(has(role(DELEGATE), w), None);
+            assert_eq!(
+                parse_privilege(&format!("{w}:Basic")).unwrap().depth,
+                Depth::User
+            );
+        }
+        for r in &roles {
+            let want = builtin_workflow_depth(&r.name);
+            assert_eq!(has(r, READ_WORKFLOW), want, "{}", r.name);
+        }
     }
 
     #[test]

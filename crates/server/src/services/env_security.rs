@@ -194,7 +194,7 @@ fn privilege(c: &WebApiCaller, spec: &str) -> Result<Privilege> {
     let p = security::parse_privilege(spec).ok_or_else(|| {
         DirectoryError::invalid("privileges", format!("'{spec}' is not prvName:Depth (depths: None, User, BusinessUnit, ParentChildBusinessUnits, Organization)"))
     })?;
-    if security::NAMED.contains(&p.name.as_str()) {
+    if security::NAMED.contains(&p.name.as_str()) || security::WORKFLOW.contains(&p.name.as_str()) {
         return Ok(p);
     }
     for e in c.tables.iter() {

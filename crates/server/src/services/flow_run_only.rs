@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use keyway_core::connections::Role;
+use keyway_core::dataverse::security::{READ_WORKFLOW, WRITE_WORKFLOW};
 use keyway_core::flows::references::{ConnectionReferences, RuntimeSource};
 use keyway_core::flows::{ActionKind, DATAVERSE_API, FlowDefinition, TriggerKind};
 use keyway_store::SystemUserKey;
@@ -50,7 +51,8 @@ pub async fn allows(state: &AppState, c: &FlowCaller, flow: &FlowRow) -> Result<
 /// What a caller may do with a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Its owner, or a System Administrator or Customizer: everything.
+    /// Its owner, or one whose prvReadWorkflow reaches it (Organization depth: System
+    /// Administrator or Customizer); what they may change each flow privilege says.
     Manage,
     /// A run-only user: start it by hand and see their own runs.
     RunOnly,
@@ -66,7 +68,7 @@ pub async fn access(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<(FlowR
         .await?
         .filter(|f| f.environment_id == c.env.id)
         .ok_or_else(not_found)?;
-    if flow.owner_id == c.principal.user_id || c.is_admin() {
+    if c.reaches(READ_WORKFLOW, flow.owner_id) {
         return Ok((flow, Access::Manage));
     }
     if allows(state, c, &flow).await? {
@@ -214,7 +216,7 @@ fn view(g: &RunOnlyGrant) -> Value {
 }
 
 pub async fn list(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<Vec<Value>> {
-    let flow = super::flows::flow_of(state, c, id).await?;
+    let flow = super::flows::flow_of(state, c, id, READ_WORKFLOW).await?;
     Ok(state
         .store
         .run_only_list(flow.id)
@@ -252,7 +254,7 @@ pub async fn grant(
     id: Uuid,
     body: &Value,
 ) -> Result<(Value, bool)> {
-    let flow = super::flows::flow_of(state, c, id).await?;
+    let flow = super::flows::flow_of(state, c, id, WRITE_WORKFLOW).await?;
     if flow.trigger_kind != "manual" {
         return Err(FlowError::BadRequest(format!(
             "The flow '{}' starts on its {} trigger: only instant flows (a manual trigger) have run-only users.",
@@ -302,7 +304,7 @@ pub async fn grant(
 }
 
 pub async fn revoke(state: &AppState, c: &FlowCaller, id: Uuid, principal: Uuid) -> Result<()> {
-    let flow = super::flows::flow_of(state, c, id).await?;
+    let flow = super::flows::flow_of(state, c, id, WRITE_WORKFLOW).await?;
     if !state.store.run_only_revoke(flow.id, principal).await? {
         return Err(FlowError::NotFound(format!(
             "{principal} is not a run-only user of the flow '{}'.",

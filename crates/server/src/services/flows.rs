@@ -1,14 +1,18 @@
 //! Cloud flows' use cases: save (the definition parsed, its trigger copied into the row, each
 //! connection it names resolved and usable by the owner, `prvActOnBehalfOfAnotherUser` when it
 //! acts for someone else), read, turn on and off, start a manual run, read runs and cancel them.
-//! Callers are system users of the environment; a flow is its owner's, and System
-//! Administrators and Customizers (`prvCustomizeEntities`) may manage every flow.
+//! Callers are system users of the environment; a flow is its owner's. Others reach it with the
+//! flow privileges (`prvReadWorkflow`, `prvWriteWorkflow`, `prvDeleteWorkflow`) at Organization
+//! depth (System Administrators and Customizers); User depth (Environment Makers, Basic Users)
+//! reaches only the caller's own flows, and an owner always manages their own.
 
 use keyway_core::connections::{Api, Connection, Role, Status};
 use keyway_core::dataverse::authz::{Denied, Principal};
 use keyway_core::dataverse::error::DataverseError;
 use keyway_core::dataverse::metadata::EntityDef;
-use keyway_core::dataverse::security::{ACT_ON_BEHALF, CUSTOMIZE, Depth};
+use keyway_core::dataverse::security::{
+    ACT_ON_BEHALF, DELETE_WORKFLOW, Depth, READ_WORKFLOW, WRITE_WORKFLOW,
+};
 use keyway_core::environment::Environment;
 use keyway_core::flows::references::{ConnectionReferences, RuntimeSource};
 use keyway_core::flows::{
@@ -72,8 +76,29 @@ pub struct FlowCaller {
 }
 
 impl FlowCaller {
-    pub(crate) fn is_admin(&self) -> bool {
-        self.principal.depth(CUSTOMIZE) != Depth::None
+    /// Whether the flow privilege reaches a flow of `owner`: its owner always; anyone else only
+    /// at Organization depth (BusinessUnit and ParentChild depths reach, as User does, the
+    /// caller's own flows).
+    pub(crate) fn reaches(&self, privilege: &str, owner: Uuid) -> bool {
+        owner == self.principal.user_id || self.principal.depth(privilege) == Depth::Organization
+    }
+
+    /// Refuse (403 with the privilege named) when the flow privilege does not reach `flow`.
+    pub(crate) fn require_on(&self, privilege: &str, flow: &FlowRow) -> Result<()> {
+        if self.reaches(privilege, flow.owner_id) {
+            return Ok(());
+        }
+        let d = Denied {
+            user_id: self.principal.user_id,
+            privilege: privilege.into(),
+            role_count: self.role_count,
+        };
+        Err(DataverseError::MissingPrivilege(format!(
+            "{} The flow '{}' is someone else's: {privilege} at Organization depth reaches every flow (System Administrator, System Customizer).",
+            d.message(),
+            flow.name
+        ))
+        .into())
     }
 
     pub(crate) fn require(&self, privilege: &str) -> Result<()> {
@@ -617,19 +642,27 @@ pub async fn create(state: &AppState, c: &FlowCaller, input: FlowInput) -> Resul
     Ok(view(&row))
 }
 
-/// A flow of the environment the caller may manage (a run-only user is told they may only run
-/// it).
-pub(crate) async fn flow_of(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<FlowRow> {
+/// A flow of the environment the caller may manage with `privilege` (a run-only user is told
+/// they may only run it).
+pub(crate) async fn flow_of(
+    state: &AppState,
+    c: &FlowCaller,
+    id: Uuid,
+    privilege: &str,
+) -> Result<FlowRow> {
     match super::flow_run_only::access(state, c, id).await? {
-        (flow, super::flow_run_only::Access::Manage) => Ok(flow),
+        (flow, super::flow_run_only::Access::Manage) => {
+            c.require_on(privilege, &flow)?;
+            Ok(flow)
+        }
         (flow, super::flow_run_only::Access::RunOnly) => {
             Err(super::flow_run_only::run_only_refused(&flow))
         }
     }
 }
 
-/// The flows the caller owns (every flow for administrators) and the instant flows they may
-/// run, each marked with the caller's `access` (a run-only user sees no definition).
+/// The flows the caller owns (every flow with prvReadWorkflow at Organization depth) and the
+/// instant flows they may run, each marked with the caller's `access` (a run-only user sees no definition).
 pub async fn list(state: &AppState, c: &FlowCaller) -> Result<Vec<Value>> {
     let runnable = super::flow_run_only::runnable(state, c).await?;
     Ok(state
@@ -638,7 +671,7 @@ pub async fn list(state: &AppState, c: &FlowCaller) -> Result<Vec<Value>> {
         .await?
         .iter()
         .filter_map(|f| {
-            if f.owner_id == c.principal.user_id || c.is_admin() {
+            if c.reaches(READ_WORKFLOW, f.owner_id) {
                 Some(managed_view(c, f))
             } else if runnable.contains(&f.id) && f.trigger_kind == "manual" {
                 Some(super::flow_run_only::runner_view(f))
@@ -678,7 +711,7 @@ pub async fn replace(
     input: FlowInput,
     if_match: Option<i64>,
 ) -> Result<Value> {
-    let old = flow_of(state, c, id).await?;
+    let old = flow_of(state, c, id, WRITE_WORKFLOW).await?;
     if let Some(v) = if_match
         && v != old.version
     {
@@ -736,7 +769,7 @@ pub async fn set_on(state: &AppState, c: &FlowCaller, id: Uuid, on: bool) -> Res
 }
 
 pub async fn delete(state: &AppState, c: &FlowCaller, id: Uuid) -> Result<()> {
-    flow_of(state, c, id).await?;
+    flow_of(state, c, id, DELETE_WORKFLOW).await?;
     state.store.flow_delete(id).await?;
     Ok(())
 }
@@ -778,7 +811,7 @@ pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Resul
     if let Some(own) = super::flow_run_only::own_runs(state, c, id, top).await? {
         return Ok(own);
     }
-    flow_of(state, c, id).await?;
+    flow_of(state, c, id, READ_WORKFLOW).await?;
     Ok(state
         .store
         .runs_of(id, top)
@@ -788,8 +821,14 @@ pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Resul
         .collect())
 }
 
-async fn run_of(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<RunRow> {
-    flow_of(state, c, id).await?;
+async fn run_of(
+    state: &AppState,
+    c: &FlowCaller,
+    id: Uuid,
+    run_id: Uuid,
+    privilege: &str,
+) -> Result<RunRow> {
+    flow_of(state, c, id, privilege).await?;
     state
         .store
         .run_get(run_id)
@@ -804,7 +843,7 @@ pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Re
     if let Some(own) = super::flow_run_only::own_run(state, c, id, run_id).await? {
         return Ok(own);
     }
-    let run = run_of(state, c, id, run_id).await?;
+    let run = run_of(state, c, id, run_id, READ_WORKFLOW).await?;
     let mut actions = state.store.run_actions(run_id).await?;
     // In the order they run (the store's clock may give several the same instant).
     if let Some(flow) = state.store.flow_get(id).await?
@@ -841,7 +880,7 @@ pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Re
 pub async fn cancel(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<Value> {
     let run = match super::flow_run_only::own_run_row(state, c, id, run_id).await? {
         Some(own) => own,
-        None => run_of(state, c, id, run_id).await?,
+        None => run_of(state, c, id, run_id, WRITE_WORKFLOW).await?,
     };
     if !state.store.run_cancel(run_id, state.clock.now()).await? {
         return Err(FlowError::Conflict(format!(

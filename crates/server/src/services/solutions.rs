@@ -318,12 +318,13 @@ async fn find_component(
                 .map(|(_, n)| n)
                 .ok_or_else(|| missing(format!("Environment '{env}' has no role '{name}'.")))
         }
+        // Only a flow the caller may read (their own, or every flow at Organization depth).
         ComponentKind::Flow => state
             .store
             .flow_list(c.env.id)
             .await?
             .into_iter()
-            .find(|f| f.name == name)
+            .find(|f| f.name == name && c.reaches(security::READ_WORKFLOW, f.owner_id))
             .map(|f| f.name)
             .ok_or_else(|| missing(format!("Environment '{env}' has no flow '{name}'."))),
         ComponentKind::ConnectionReference | ComponentKind::EnvironmentVariable => {
@@ -525,6 +526,7 @@ pub async fn export(state: &AppState, c: &FlowCaller, name: &str, body: &Value) 
                     .iter()
                     .find(|f| f.name == n)
                     .ok_or_else(|| gone("flow", n))?;
+                c.require_on(security::READ_WORKFLOW, f)?;
                 let refs =
                     ConnectionReferences::parse(&f.connection_references).unwrap_or_default();
                 references.extend(refs.logical_names().into_iter().map(str::to_string));
@@ -1040,10 +1042,14 @@ async fn check_flow_names(state: &AppState, c: &FlowCaller, archive: &Archive) -
     };
     let existing = state.store.flow_list(c.env.id).await?;
     for f in &archive.flows {
-        let same = existing.iter().filter(|x| x.name == f.name).count();
-        let why = match same {
+        let same: Vec<_> = existing.iter().filter(|x| x.name == f.name).collect();
+        let why = match same.len() {
             0 => continue,
-            1 if held.contains(&f.name) => continue,
+            // Overwriting it is changing it: the importer needs write on that flow.
+            1 if held.contains(&f.name) => {
+                c.require_on(security::WRITE_WORKFLOW, same[0])?;
+                continue;
+            }
             1 => "is not part of the solution there",
             _ => "is not the only flow of that name there",
         };

@@ -17,7 +17,9 @@ on_both_backends!(
     seed_002_flow_acts_as_the_service_principal,
     run_as_modifying_user_and_row_owner,
     filters_and_scope_skip_runs,
-    manual_runs_turn_off_and_cancel
+    manual_runs_turn_off_and_cancel,
+    makers_manage_only_their_own_flows,
+    built_in_roles_get_flow_privileges_at_start
 );
 
 pub const DV: &str = "shared_commondataserviceforapps";
@@ -959,4 +961,432 @@ async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -
     .await;
     out.extend(results.into_iter().map(|r| r.unwrap()));
     out
+}
+
+/// An Environment Maker holds prvCustomizeEntities but the flow privileges only at User depth:
+/// someone else's flow, its runs and its run-only users are not found, it is not listed and no
+/// solution of theirs may carry it; their own flow they manage. A System Customizer
+/// (Organization depth) reads, changes and exports everyone's.
+async fn makers_manage_only_their_own_flows(backend: Backend) {
+    let fx = Fx::new(backend, &[], &["Basic User"]).await;
+    let maker = fx.member("maker", &["Environment Maker"]).await;
+    let customizer = fx.member("customizer", &["System Customizer"]).await;
+    let button = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {"type": "object"}}}},
+        "actions": {"Echo": {"type": "Compose", "inputs": "@triggerBody()?['secret']"}},
+    });
+    let admins = fx.flow("admins", button.clone()).await;
+    let theirs = format!("{}/{admins}", fx.flows());
+    let (s, r) = fx
+        .app
+        .graph(
+            Method::POST,
+            &format!("{theirs}/run"),
+            Some(json!({"secret": "not for makers"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let run = fx.runs(&admins, 1).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, mine) = fx
+        .app
+        .call(
+            &maker.token,
+            Method::POST,
+            &fx.flows(),
+            Some(json!({"name": "mine", "definition": button})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{mine}");
+    let mine = format!("{}/{}", fx.flows(), mine["id"].as_str().unwrap());
+
+    // The maker: only their own flow is listed; the administrator's is not found, whatever
+    // they ask of it.
+    let (s, l) = fx
+        .app
+        .call(&maker.token, Method::GET, &fx.flows(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    let names: Vec<&str> = l["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mine"], "{l}");
+    let replace = json!({"name": "taken over", "definition": button});
+    for (method, path, body) in [
+        (Method::GET, theirs.clone(), None),
+        (Method::PUT, theirs.clone(), Some(replace.clone())),
+        (Method::POST, format!("{theirs}/turnOff"), None),
+        (Method::GET, format!("{theirs}/runs"), None),
+        (Method::GET, format!("{theirs}/runs/{run}"), None),
+        (Method::POST, format!("{theirs}/runs/{run}/cancel"), None),
+        (Method::GET, format!("{theirs}/runOnlyUsers"), None),
+        (Method::DELETE, theirs.clone(), None),
+    ] {
+        let (s, e) = fx.app.call(&maker.token, method.clone(), &path, body).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}: {e}");
+        assert_eq!(e["error"]["code"], "0x80040217", "{e}");
+        assert!(!e.to_string().contains("not for makers"), "{e}");
+    }
+    let f = fx.app.graph(Method::GET, &theirs, None).await.1;
+    assert_eq!(f["name"], "admins", "unchanged: {f}");
+    assert_eq!(f["state"], "on", "{f}");
+    // Their own: read, changed, its runs read, turned off.
+    for (method, path, body) in [
+        (Method::GET, mine.clone(), None),
+        (Method::PUT, mine.clone(), Some(replace.clone())),
+        (Method::GET, format!("{mine}/runs"), None),
+        (Method::POST, format!("{mine}/turnOff"), None),
+    ] {
+        let (s, r) = fx.app.call(&maker.token, method.clone(), &path, body).await;
+        assert_eq!(s, StatusCode::OK, "{method} {path}: {r}");
+    }
+
+    // Solutions: the maker's own flow goes in; the administrator's is not found, and a
+    // solution carrying it is not exported for the maker.
+    let sols = format!("/v1.0/environments/{}/solutions", fx.env_id);
+    for (token, name) in [
+        (&maker.token, "MakerFlows"),
+        (&fx.app.admin_token().await, "AdminFlows"),
+    ] {
+        let (s, r) = fx
+            .app
+            .call(
+                token,
+                Method::POST,
+                &sols,
+                Some(json!({"uniqueName": name, "friendlyName": name, "publisherPrefix": "pfx"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+    }
+    let add = |token: String, sol: &'static str, flow: &'static str| {
+        let (fx, sols) = (&fx, &sols);
+        async move {
+            fx.app
+                .call(
+                    &token,
+                    Method::POST,
+                    &format!("{sols}/{sol}/components"),
+                    Some(json!({"type": "flow", "name": flow})),
+                )
+                .await
+        }
+    };
+    let (s, r) = add(maker.token.clone(), "MakerFlows", "taken over").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, e) = add(maker.token.clone(), "MakerFlows", "admins").await;
+    assert!(s.is_client_error() && s != StatusCode::FORBIDDEN, "{s} {e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no flow 'admins'"),
+        "{e}"
+    );
+    let (s, r) = add(fx.app.admin_token().await, "AdminFlows", "admins").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let export = |token: String, sol: &'static str| {
+        let (fx, sols) = (&fx, &sols);
+        async move {
+            fx.app
+                .call(&token, Method::POST, &format!("{sols}/{sol}/export"), None)
+                .await
+        }
+    };
+    let (s, e) = export(maker.token.clone(), "AdminFlows").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040220", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvReadWorkflow"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("not for makers"), "{e}");
+
+    // The customizer: every flow, its runs, and solutions carrying it.
+    let (s, l) = fx
+        .app
+        .call(&customizer.token, Method::GET, &fx.flows(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(l["value"].as_array().unwrap().len(), 2, "{l}");
+    assert!(
+        l["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["access"] == "admin"),
+        "{l}"
+    );
+    let (s, r) = fx
+        .app
+        .call(
+            &customizer.token,
+            Method::GET,
+            &format!("{theirs}/runs/{run}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["actions"][0]["outputs"], "not for makers", "{r}");
+    let (s, r) = fx
+        .app
+        .call(
+            &customizer.token,
+            Method::PUT,
+            &theirs,
+            Some(json!({"name": "customized"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, r) = add(customizer.token.clone(), "MakerFlows", "customized").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, a) = export(customizer.token.clone(), "MakerFlows").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["flows"].as_array().unwrap().len(), 2, "{a}");
+    // The maker may no longer export their own solution, which now carries someone else's flow,
+    // nor import it over that flow.
+    let (s, e) = export(maker.token.clone(), "MakerFlows").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let mut archive = a.clone();
+    for f in archive["flows"].as_array_mut().unwrap() {
+        f["definition"]["actions"]["Echo"]["inputs"] = json!("imported");
+    }
+    let (s, e) = fx
+        .app
+        .call(
+            &maker.token,
+            Method::POST,
+            &format!("{sols}/import"),
+            Some(json!({"solution": archive})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "0x80040220", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvWriteWorkflow"),
+        "{e}"
+    );
+    let f = fx.app.graph(Method::GET, &theirs, None).await.1;
+    assert_eq!(
+        f["definition"]["actions"]["Echo"]["inputs"], "@triggerBody()?['secret']",
+        "{f}"
+    );
+    let f = fx.app.call(&maker.token, Method::GET, &mine, None).await.1;
+    assert_eq!(
+        f["definition"]["actions"]["Echo"]["inputs"], "@triggerBody()?['secret']",
+        "{f}"
+    );
+    // The customizer may.
+    let (s, r) = fx
+        .app
+        .call(
+            &customizer.token,
+            Method::POST,
+            &format!("{sols}/import"),
+            Some(json!({"solution": archive})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let f = fx.app.graph(Method::GET, &theirs, None).await.1;
+    assert_eq!(
+        f["definition"]["actions"]["Echo"]["inputs"], "imported",
+        "{f}"
+    );
+    fx.app.stop().await;
+}
+
+/// The environment's Web API base URL and its administrator's token (again after a restart:
+/// the port changes).
+async fn web_api_of(app: &TestApp, env_id: &str) -> (String, String) {
+    let (s, env) = app
+        .graph(Method::GET, &format!("/v1.0/environments/{env_id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{env}");
+    let url = env["url"].as_str().unwrap().to_string();
+    let (s, t) = app
+        .secret_token(
+            &app.profile.client_id.to_string(),
+            &app.profile.client_secret,
+            &format!("{url}/.default"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    (
+        format!("{url}/api/data/v9.2"),
+        t["access_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The Web API's answer to a GET that must succeed.
+async fn web_ok(app: &TestApp, api: &str, token: &str, path: &str) -> Value {
+    let (s, _, v) = web_call(
+        &app.http,
+        token,
+        Method::GET,
+        format!("{api}/{path}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    v
+}
+
+/// A built-in role's flow privileges, as (name, depth) by name.
+async fn flow_privileges(
+    app: &TestApp,
+    api: &str,
+    token: &str,
+    role: &str,
+) -> Vec<(String, String)> {
+    let roles = web_ok(
+        app,
+        api,
+        token,
+        &format!("roles?$filter=name eq '{role}'&$select=roleid"),
+    )
+    .await;
+    let id = roles["value"][0]["roleid"].as_str().unwrap().to_string();
+    let held = web_ok(
+        app,
+        api,
+        token,
+        &format!("RetrieveRolePrivilegesRole(RoleId={id})"),
+    )
+    .await;
+    let mut out: Vec<(String, String)> = held["RolePrivileges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["PrivilegeName"].as_str().unwrap().ends_with("Workflow"))
+        .map(|p| {
+            (
+                p["PrivilegeName"].as_str().unwrap().to_string(),
+                p["Depth"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// New environments' built-in roles hold the flow privileges (makers at Basic depth, customizers
+/// Global); a built-in role of an environment from before them, holding none, gets them when the
+/// server starts, and only once.
+async fn built_in_roles_get_flow_privileges_at_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (env, _, _) = app.environment("dev").await;
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let (api, admin) = web_api_of(&app, &env_id).await;
+    let names = ["prvDeleteWorkflow", "prvReadWorkflow", "prvWriteWorkflow"];
+    let at = |depth: &str| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), depth.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Environment Maker").await,
+        at("Basic")
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Basic User").await,
+        at("Basic")
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "System Customizer").await,
+        at("Global")
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "System Administrator").await,
+        at("Global")
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Delegate").await,
+        vec![]
+    );
+
+    // As an environment from before flow privileges: the maker role holds none of them.
+    let roles = web_ok(
+        &app,
+        &api,
+        &admin,
+        "roles?$filter=name eq 'Environment Maker'&$select=roleid",
+    )
+    .await;
+    let maker = roles["value"][0]["roleid"].as_str().unwrap().to_string();
+    for n in names {
+        let p = web_ok(
+            &app,
+            &api,
+            &admin,
+            &format!("privileges?$filter=name eq '{n}'&$select=privilegeid"),
+        )
+        .await;
+        let id = p["value"][0]["privilegeid"].as_str().unwrap().to_string();
+        let (s, _, v) = web_call(
+            &app.http,
+            &admin,
+            Method::POST,
+            format!("{api}/roles({maker})/Microsoft.Dynamics.CRM.RemovePrivilegeRole"),
+            Some(json!({"PrivilegeId": id})),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Environment Maker").await,
+        vec![]
+    );
+
+    let app = app.restart().await;
+    let (api, admin) = web_api_of(&app, &env_id).await;
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Environment Maker").await,
+        at("Basic")
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "System Customizer").await,
+        at("Global")
+    );
+    let audits = web_ok(
+        &app,
+        &api,
+        &admin,
+        &format!("audits?$filter=_objectid_value eq {maker}"),
+    )
+    .await;
+    let updates = audits["value"].as_array().unwrap().len();
+    // Started again: nothing more to add, nothing more audited.
+    let app = app.restart().await;
+    let (api, admin) = web_api_of(&app, &env_id).await;
+    let audits = web_ok(
+        &app,
+        &api,
+        &admin,
+        &format!("audits?$filter=_objectid_value eq {maker}"),
+    )
+    .await;
+    assert_eq!(
+        audits["value"].as_array().unwrap().len(),
+        updates,
+        "{audits}"
+    );
+    assert_eq!(
+        flow_privileges(&app, &api, &admin, "Environment Maker").await,
+        at("Basic")
+    );
+    app.stop().await;
 }
