@@ -213,6 +213,12 @@ impl From<StoreError> for Halt {
     }
 }
 
+impl From<super::ServiceError> for Halt {
+    fn from(e: super::ServiceError) -> Self {
+        Halt::Retry("StoreUnavailable".into(), e.to_string())
+    }
+}
+
 /// Execute a claimed run to its end (or hand it back).
 async fn execute(state: &AppState, worker: &str, run: RunRow, ends: &mpsc::Sender<Ending>) {
     let lost = Arc::new(AtomicBool::new(false));
@@ -465,9 +471,11 @@ async fn trigger_misses(
         return Ok(None);
     };
     let unit = uuid_at(&outputs["body"], "_owningbusinessunit_value");
+    // Through the directory cache, as the Web API reads its callers: every run of a
+    // user-scoped trigger asks about the same owner.
     let Some(me) = state
-        .store
-        .dataverse_user(env, SystemUserKey::Id(flow.owner_id))
+        .directory
+        .system_user(state, env, SystemUserKey::Id(flow.owner_id))
         .await?
     else {
         return Ok(Some(
@@ -478,7 +486,14 @@ async fn trigger_misses(
         TriggerScope::User => owner == me.id || me.teams.contains(&owner),
         TriggerScope::BusinessUnit => unit == Some(me.business_unit),
         TriggerScope::ParentChildBusinessUnit => {
-            let units = BusinessUnits::new(state.store.business_units(env).await?);
+            let units = BusinessUnits::new(
+                state
+                    .directory
+                    .business_units(state, env)
+                    .await?
+                    .iter()
+                    .copied(),
+            );
             unit.is_some_and(|u| units.subtree(me.business_unit).contains(&u))
         }
         TriggerScope::Organization => true,
@@ -504,8 +519,8 @@ async fn run_as_user(
         RunAs::ModifyingUser => uuid_at(&outputs["keyway"], "modifiedBy"),
         RunAs::RowOwner => match uuid_at(&outputs["body"], "_ownerid_value") {
             Some(owner) => state
-                .store
-                .dataverse_user(env, SystemUserKey::Id(owner))
+                .directory
+                .system_user(state, env, SystemUserKey::Id(owner))
                 .await?
                 .map(|u| u.id),
             None => None,
