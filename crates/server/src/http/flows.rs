@@ -89,12 +89,15 @@ async fn caller(
     ctx: &RequestContext,
 ) -> Result<FlowCaller, FlowsError> {
     let fail = |e: FlowError| fe(e, ctx);
-    let token = bearer(headers).ok_or_else(|| {
-        fail(FlowError::Service(ServiceError::Unauthenticated(
-            "Send Authorization: Bearer <token> (scope https://api.powerplatform.com/.default or https://graph.microsoft.com/.default).".into(),
-        )))
-    })?;
+    let token = bearer(headers).ok_or_else(|| fail(no_bearer()))?;
     svc::caller(state, token, env).await.map_err(fail)
+}
+
+/// The refusal of a call without a bearer token (the solutions API's too).
+pub(crate) fn no_bearer() -> FlowError {
+    FlowError::Service(ServiceError::Unauthenticated(
+        "Send Authorization: Bearer <token> (scope https://api.powerplatform.com/.default or https://graph.microsoft.com/.default).".into(),
+    ))
 }
 
 /// What every call on one flow starts with: who is calling, then the flow's id.
@@ -324,8 +327,8 @@ pub async fn run_get(
     Path((env, flow, run)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let (flow, run) = (id(&flow, "flow", &ctx)?, id(&run, "run", &ctx)?);
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
+    let run = id(&run, "run", &ctx)?;
     Ok(Json(svc::run(&state, &c, flow, run).await.or_flows(&ctx)?).into_response())
 }
 
@@ -338,8 +341,8 @@ pub async fn run_cancel(
     Path((env, flow, run)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> FResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let (flow, run) = (id(&flow, "flow", &ctx)?, id(&run, "run", &ctx)?);
+    let (c, flow) = flow_caller(&state, &headers, &env, &flow, &ctx).await?;
+    let run = id(&run, "run", &ctx)?;
     Ok(Json(svc::cancel(&state, &c, flow, run).await.or_flows(&ctx)?).into_response())
 }
 

@@ -10,9 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::context::RequestContext;
-use super::flows::{bearer, fe};
-use crate::services::ServiceError;
-use crate::services::flows::{FlowCaller, FlowError};
+use super::flows::{bearer, fe, no_bearer};
+use crate::services::flows::FlowCaller;
 use crate::services::solutions::{self as svc, SolutionError};
 use crate::state::AppState;
 
@@ -54,13 +53,21 @@ async fn caller(
     env: &str,
     ctx: &RequestContext,
 ) -> Result<FlowCaller, SolutionsError> {
-    let token = bearer(headers).ok_or_else(|| {
-        SolutionError::Flow(FlowError::Service(ServiceError::Unauthenticated(
-            "Send Authorization: Bearer <token> (scope https://api.powerplatform.com/.default or https://graph.microsoft.com/.default).".into(),
-        )))
-    });
+    let token = bearer(headers).ok_or_else(|| SolutionError::Flow(no_bearer()));
     let token = svc::Result::from(token).or_sol(ctx)?;
     svc::caller(state, token, env).await.or_sol(ctx)
+}
+
+/// What every call with a body starts with: who is calling, then the body's JSON.
+async fn caller_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    env: &str,
+    body: &Bytes,
+    ctx: &RequestContext,
+) -> Result<(FlowCaller, Value), SolutionsError> {
+    let c = caller(state, headers, env, ctx).await?;
+    Ok((c, body_json(body, ctx)?))
 }
 
 fn body_json(bytes: &Bytes, ctx: &RequestContext) -> Result<Value, SolutionsError> {
@@ -102,8 +109,7 @@ pub async fn solutions_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> SResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let body = body_json(&body, &ctx)?;
+    let (c, body) = caller_body(&state, &headers, &env, &body, &ctx).await?;
     let s = svc::create(&state, &c, &body).await.or_sol(&ctx)?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
@@ -132,8 +138,7 @@ pub async fn components_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> SResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let body = body_json(&body, &ctx)?;
+    let (c, body) = caller_body(&state, &headers, &env, &body, &ctx).await?;
     let s = svc::add_component(&state, &c, &name, &body)
         .await
         .or_sol(&ctx)?;
@@ -151,8 +156,7 @@ pub async fn components_remove(
     headers: HeaderMap,
     body: Bytes,
 ) -> SResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let body = body_json(&body, &ctx)?;
+    let (c, body) = caller_body(&state, &headers, &env, &body, &ctx).await?;
     let s = svc::remove_component(&state, &c, &name, &body)
         .await
         .or_sol(&ctx)?;
@@ -170,8 +174,7 @@ pub async fn solution_export(
     headers: HeaderMap,
     body: Bytes,
 ) -> SResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let body = body_json(&body, &ctx)?;
+    let (c, body) = caller_body(&state, &headers, &env, &body, &ctx).await?;
     let archive = svc::export(&state, &c, &name, &body).await.or_sol(&ctx)?;
     Ok(Json(archive).into_response())
 }
@@ -188,8 +191,7 @@ pub async fn solution_import(
     headers: HeaderMap,
     body: Bytes,
 ) -> SResult {
-    let c = caller(&state, &headers, &env, &ctx).await?;
-    let body = body_json(&body, &ctx)?;
+    let (c, body) = caller_body(&state, &headers, &env, &body, &ctx).await?;
     let report = svc::import(&state, &c, &body).await.or_sol(&ctx)?;
     Ok(Json(report).into_response())
 }
