@@ -117,10 +117,6 @@ impl RunStatus {
         .into_iter()
         .find(|x| x.name() == s)
     }
-
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

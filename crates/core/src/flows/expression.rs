@@ -427,14 +427,6 @@ impl Template {
         matches!(self, Template::Literal(_))
     }
 
-    /// The value, when no expression is involved.
-    pub fn as_literal(&self) -> Option<&Value> {
-        match self {
-            Template::Literal(value) => Some(value),
-            _ => None,
-        }
-    }
-
     fn into_literal(self) -> Option<Value> {
         match self {
             Template::Literal(value) => Some(value),
