@@ -121,6 +121,20 @@ impl Fx {
         f["id"].as_str().unwrap().to_string()
     }
 
+    /// Save a flow as the administrator that must be refused with 400; the error body.
+    pub async fn refused(&self, name: &str, definition: Value) -> Value {
+        let (s, e) = self
+            .app
+            .graph(
+                Method::POST,
+                &self.flows(),
+                Some(json!({"name": name, "definition": definition})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        e
+    }
+
     /// Turn the flow on or off as the administrator; the flow.
     pub async fn turn(&self, flow: &str, on: bool) -> Value {
         let action = if on { "turnOn" } else { "turnOff" };
@@ -434,15 +448,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
     let mut bad = dataverse_flow("account", 1, json!({}), add_contact(""));
     bad["actions"]["Add_a_new_row"]["inputs"]["parameters"]["item/lastname"] =
         json!("@concatt('a')");
-    let (s, e) = fx
-        .app
-        .graph(
-            Method::POST,
-            &fx.flows(),
-            Some(json!({"name": "bad", "definition": bad})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let e = fx.refused("bad", bad).await;
     assert_eq!(e["error"]["code"], "InvalidFlowDefinition");
     assert_eq!(
         e["error"]["path"],
@@ -453,15 +459,7 @@ async fn seed_002_flow_acts_as_the_service_principal(backend: Backend) {
     // A connection that does not exist is named.
     let mut unknown = dataverse_flow("account", 1, json!({}), add_contact(""));
     unknown["actions"]["Add_a_new_row"]["inputs"]["host"]["connectionName"] = json!("nope");
-    let (s, e) = fx
-        .app
-        .graph(
-            Method::POST,
-            &fx.flows(),
-            Some(json!({"name": "x", "definition": unknown})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let e = fx.refused("x", unknown).await;
     assert!(error_message(&e).contains("'nope'"), "{e}");
 
     // Step 6: "when an account is added, add a contact" through the connection.
@@ -695,15 +693,7 @@ async fn filters_and_scope_skip_runs(backend: Backend) {
         json!({"filterexpression": "nosuch eq 1"}),
         compose.clone(),
     );
-    let (s, e) = fx
-        .app
-        .graph(
-            Method::POST,
-            &fx.flows(),
-            Some(json!({"name": "bad", "definition": bad})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let e = fx.refused("bad", bad).await;
     assert!(error_message(&e).contains("nosuch"), "{e}");
     // Scope 1 (user): only rows the flow's owner owns.
     let mut mine = dataverse_flow("account", 1, json!({}), compose.clone());
@@ -876,15 +866,7 @@ async fn manual_runs_turn_off_and_cancel(backend: Backend) {
         "triggers": {"manual": {"type": "Request", "kind": "Button"}},
         "actions": {"Desk": {"type": "RunDesktopFlow", "inputs": {"host": {"connectionName": "sp-dataverse"}, "parameters": {"desktopFlowId": "00000000-0000-0000-0000-000000000001", "runMode": "unattended"}}}},
     });
-    let (s, e) = fx
-        .app
-        .graph(
-            Method::POST,
-            &fx.flows(),
-            Some(json!({"name": "desk", "definition": desktop})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    fx.refused("desk", desktop).await;
     fx.app.stop().await;
 }
 

@@ -549,32 +549,9 @@ async fn a_revoked_sign_in_runs_on_as_its_user(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{su}");
     let sid = su["systemuserid"].as_str().unwrap().to_string();
-    let (_, roles) = fx
-        .app
-        .graph(
-            Method::GET,
-            &format!("/v1.0/environments/{}/roles", fx.env_id),
-            None,
-        )
+    fx.app
+        .assign_role(&fx.env_id, "Flow contact writer", &sid)
         .await;
-    let role = roles["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "Flow contact writer")
-        .unwrap()["roleid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, r) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{}/roles/{role}/assign", fx.env_id),
-            Some(json!({"systemUserId": sid})),
-        )
-        .await;
-    assert!(s.is_success(), "{r}");
     let url = fx.api.trim_end_matches("/api/data/v9.2");
     let (s, t) = sign_in(
         &fx.app,

@@ -294,30 +294,7 @@ async fn guests_sign_in_at_the_inviting_tenant_and_need_license_and_role(backend
     }
 
     // With a role it works, and the audit names the guest's system user.
-    let (_, roles) = app
-        .graph(
-            Method::GET,
-            &format!("/v1.0/environments/{env_id}/roles"),
-            None,
-        )
-        .await;
-    let basic = roles["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "Basic User")
-        .unwrap()["roleid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, e) = app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{env_id}/roles/{basic}/assign"),
-            Some(json!({"systemUserId": sid})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    app.assign_role(&env_id, "Basic User", &sid).await;
     let (s, who) = web(&app, &token, Method::GET, format!("{api}/WhoAmI")).await;
     assert_eq!(s, StatusCode::OK, "{who}");
     assert_eq!(who["UserId"], sid);

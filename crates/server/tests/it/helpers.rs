@@ -277,6 +277,30 @@ impl TestApp {
         (env, api, t["access_token"].as_str().unwrap().to_string())
     }
 
+    /// Give the system user `system_user_id` of environment `env_id` the role named `role`.
+    pub async fn assign_role(&self, env_id: &str, role: &str, system_user_id: &str) {
+        let roles = format!("/v1.0/environments/{env_id}/roles");
+        let (s, list) = self.graph(Method::GET, &roles, None).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        let id = list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == role)
+            .unwrap_or_else(|| panic!("no role {role}: {list}"))["roleid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, e) = self
+            .graph(
+                Method::POST,
+                &format!("{roles}/{id}/assign"),
+                Some(json!({"systemUserId": system_user_id})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    }
+
     /// The server's store, for checks that no API shows (audit chains, raw rows).
     pub fn state_store(&self) -> std::sync::Arc<keyway_store::SqlStore> {
         self.store.clone()

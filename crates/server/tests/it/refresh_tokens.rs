@@ -502,30 +502,7 @@ async fn delegated_connection_acts_as_the_user(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{su}");
     let sid = su["systemuserid"].as_str().unwrap().to_string();
-    let (_, roles) = app
-        .graph(
-            Method::GET,
-            &format!("/v1.0/environments/{env_id}/roles"),
-            None,
-        )
-        .await;
-    let basic = roles["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "Basic User")
-        .unwrap()["roleid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, r) = app
-        .graph(
-            Method::POST,
-            &format!("/v1.0/environments/{env_id}/roles/{basic}/assign"),
-            Some(json!({"systemUserId": sid})),
-        )
-        .await;
-    assert!(s.is_success(), "{r}");
+    app.assign_role(&env_id, "Basic User", &sid).await;
     let test = format!("{dv}/test?{filter}");
     let (s, c) = platform(&app, &flow, Method::POST, &test).await;
     assert_eq!(s, StatusCode::OK, "{c}");
