@@ -80,6 +80,16 @@ const SECRET_WORDS: [&str; 8] = [
     "x-api-key",
 ];
 
+/// The start of a busy target's answer, kept as the run's error when retries run out: redacted
+/// like the outputs when it is JSON.
+fn excerpt(text: String) -> String {
+    let text = match serde_json::from_str::<Value>(&text) {
+        Ok(v) => redact(&v).to_string(),
+        Err(_) => text,
+    };
+    text.chars().take(300).collect()
+}
+
 /// Hide values under names that carry credentials, at any depth.
 pub fn redact(v: &Value) -> Value {
     match v {
@@ -642,10 +652,7 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
         .map(str::to_string);
     let text = resp.text().await.unwrap_or_default();
     if code.as_u16() == 429 || code.is_server_error() {
-        return Step::Transient(
-            format!("HTTP{}", code.as_u16()),
-            text.chars().take(300).collect(),
-        );
+        return Step::Transient(format!("HTTP{}", code.as_u16()), excerpt(text));
     }
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     let outputs = redact(
@@ -675,6 +682,14 @@ pub async fn http(a: &ActionEnv<'_>, ctx: &RecordedRun, h: &HttpAction) -> Step 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_answer_kept_as_an_error_is_redacted() {
+        let e = excerpt(r#"{"error": "busy", "access_token": "eyJsecret"}"#.into());
+        assert!(!e.contains("eyJsecret"), "{e}");
+        assert!(e.contains("busy"), "{e}");
+        assert_eq!(excerpt("x".repeat(400)).len(), 300);
+    }
 
     #[test]
     fn credentials_are_redacted_at_any_depth() {

@@ -92,7 +92,12 @@ impl Outbound {
                     .await
                     .map_err(|_| "the request to this server timed out")?
             }
-            None => Ok(self.client.execute(req).await?),
+            // Without the URL: its query may carry a key, and these errors reach run histories.
+            None => Ok(self
+                .client
+                .execute(req)
+                .await
+                .map_err(|e| e.without_url())?),
         }
     }
 
