@@ -565,27 +565,16 @@ async fn flow_service_api(backend: Backend) {
         col("createdon")["xdm"],
         json!({"type": "string", "format": "date-time"})
     );
-    let (s, e) = api
-        .get(
-            &format!("/connections/{key}/explore?objectType=table&object=nosuchtable"),
-            Some("dev"),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
-    let (s, e) = api
-        .get(
-            &format!("/connections/{key}/explore?objectType=table&object=a'b"),
-            Some("dev"),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    let (s, e) = api
-        .get(
-            &format!("/connections/{key}/explore?objectType=folder"),
-            Some("dev"),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    for (query, status) in [
+        ("objectType=table&object=nosuchtable", StatusCode::NOT_FOUND),
+        ("objectType=table&object=a'b", StatusCode::BAD_REQUEST),
+        ("objectType=folder", StatusCode::BAD_REQUEST),
+    ] {
+        let (s, e) = api
+            .get(&format!("/connections/{key}/explore?{query}"), Some("dev"))
+            .await;
+        assert_eq!(s, status, "{query}: {e}");
+    }
 
     // The gateway's codes, in Adobe's order.
     let raw = |headers: Vec<(&'static str, String)>| {

@@ -11,7 +11,7 @@ use crate::on_both_backends;
 const PASSWORD: &str = "correct horse battery";
 
 /// Tenant B ("Contoso"): its id and an administrator Graph token there.
-async fn tenant_b(app: &TestApp) -> (String, String) {
+pub async fn tenant_b(app: &TestApp) -> (String, String) {
     let (s, t) = app
         .graph(
             Method::POST,

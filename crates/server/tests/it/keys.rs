@@ -169,34 +169,8 @@ async fn master_key_rotation_keeps_every_connection_working(backend: Backend) {
     );
 
     // Only the system tenant's administrator sees or rotates keys.
-    let (s, t) = app
-        .graph(
-            Method::POST,
-            "/v1.0/tenants",
-            Some(json!({"displayName": "Contoso", "domains": ["contoso.example"]})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{t}");
-    let other_tid = t["tenant"]["id"].as_str().unwrap().to_string();
-    let (s, other) = app
-        .token_at(
-            &format!("{}/{other_tid}/oauth2/v2.0/token", app.base),
-            &[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_id",
-                    t["administrator"]["clientId"].as_str().unwrap(),
-                ),
-                (
-                    "client_secret",
-                    t["administrator"]["clientSecret"].as_str().unwrap(),
-                ),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{other}");
-    let other = other["access_token"].as_str().unwrap();
+    let (_, other) = crate::guests::tenant_b(&app).await;
+    let other = other.as_str();
     for (method, path) in [
         (Method::GET, "/v1.0/keys"),
         (Method::POST, "/v1.0/keys/rotate"),

@@ -310,36 +310,10 @@ async fn refresh_tokens_expire_and_are_revoked(backend: Backend) {
     assert_eq!((s, aadsts(&e)), (StatusCode::BAD_REQUEST, 50126), "{e}");
 
     // A guest's refreshed token keeps the home identity provider.
-    let (s, created) = app
-        .graph(
-            Method::POST,
-            "/v1.0/tenants",
-            Some(json!({"displayName": "Contoso", "domains": ["contoso.example"]})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    let tenant_b = created["tenant"]["id"].as_str().unwrap().to_string();
-    let (s, tb) = app
-        .token_at(
-            &format!("{}/{tenant_b}/oauth2/v2.0/token", app.base),
-            &[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_id",
-                    created["administrator"]["clientId"].as_str().unwrap(),
-                ),
-                (
-                    "client_secret",
-                    created["administrator"]["clientSecret"].as_str().unwrap(),
-                ),
-                ("scope", GRAPH),
-            ],
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{tb}");
+    let (tenant_b, tb) = crate::guests::tenant_b(&app).await;
     let (s, home) = app
         .call(
-            tb["access_token"].as_str().unwrap(),
+            &tb,
             Method::POST,
             "/v1.0/users",
             Some(json!({"displayName": "Dana", "userPrincipalName": "dana@contoso.example", "passwordProfile": {"password": PASSWORD}})),
@@ -366,7 +340,7 @@ async fn refresh_tokens_expire_and_are_revoked(backend: Backend) {
     // Revoking the home account's sessions (in its own tenant) ends the guest's too.
     let (s, v) = app
         .call(
-            tb["access_token"].as_str().unwrap(),
+            &tb,
             Method::POST,
             &format!(
                 "/v1.0/users/{}/revokeSignInSessions",
