@@ -340,7 +340,13 @@ async fn run_to_end(
     let Some(env) = state.store.environment_get(run.environment_id).await? else {
         return Err(Halt::Lost);
     };
-    let recorded = state.store.run_actions(run.id).await?;
+    // Each claim counts an attempt, and only the worker holding an attempt records actions:
+    // a first attempt has none to resume from, so it skips the read.
+    let recorded = if run.attempt > 1 {
+        state.store.run_actions(run.id).await?
+    } else {
+        Vec::new()
+    };
     if !flow.on && recorded.is_empty() {
         return Ok((
             RunState::Cancelled,
