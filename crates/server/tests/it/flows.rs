@@ -135,6 +135,19 @@ impl Fx {
         e
     }
 
+    /// Start a manual run of the flow with no inputs as the administrator.
+    pub async fn start(&self, flow: &str) {
+        let (s, r) = self
+            .app
+            .graph(
+                Method::POST,
+                &format!("{}/{flow}/run", self.flows()),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    }
+
     /// Turn the flow on or off as the administrator; the flow.
     pub async fn turn(&self, flow: &str, on: bool) -> Value {
         let action = if on { "turnOn" } else { "turnOff" };

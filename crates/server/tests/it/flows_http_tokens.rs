@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::flows::Fx;
@@ -47,15 +46,7 @@ fn calling(uri: &str, authentication: Value) -> Value {
 }
 
 async fn run_once(fx: &Fx, flow: &str) -> Value {
-    let (s, r) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("{}/{flow}/run", fx.flows()),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    fx.start(flow).await;
     fx.last_run(flow, 1).await
 }
 

@@ -318,17 +318,7 @@ async fn flows_read_variables_as_their_parameter_types(backend: Backend) {
             }),
         )
         .await;
-    let start = async || {
-        let (s, r) = fx
-            .app
-            .graph(
-                Method::POST,
-                &format!("{}/{flow}/run", fx.flows()),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-    };
+    let start = || fx.start(&flow);
     start().await;
     let run = fx.last_run(&flow, 1).await;
     assert_eq!(run["status"], "Succeeded", "{run}");

@@ -377,15 +377,7 @@ async fn only_those_who_may_append_to_a_variable_set_its_value(backend: Backend)
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
-    let (s, r) = fx
-        .app
-        .graph(
-            Method::POST,
-            &format!("{}/{flow}/run", fx.flows()),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    fx.start(&flow).await;
     let run = fx.last_run(&flow, 1).await;
     assert_eq!(run["status"], "Succeeded", "{run}");
     assert_eq!(
