@@ -57,6 +57,27 @@ fn connection_status(v: &Value) -> &str {
         .unwrap_or("(none)")
 }
 
+/// The connection `kept`, tested with a fresh platform token of the application `client_id`,
+/// is Connected.
+async fn kept_tests_connected(app: &TestApp, client_id: &str, secret: &str, env_id: &str) {
+    let platform = "https://api.powerplatform.com/.default";
+    let flow = token_for(app, client_id, secret, platform).await;
+    let (s, c) = conn_call(
+        app,
+        &flow,
+        Method::POST,
+        &format!("{DV}/kept/test"),
+        env_id,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, connection_status(&c)),
+        (StatusCode::OK, "Connected"),
+        "{c}"
+    );
+}
+
 async fn token_for(app: &TestApp, client_id: &str, secret: &str, scope: &str) -> String {
     let (s, t) = app.secret_token(client_id, secret, scope).await;
     assert_eq!(s, StatusCode::OK, "{t}");
@@ -222,21 +243,7 @@ async fn master_key_rotation_keeps_every_connection_working(backend: Backend) {
         .call(&admin_before, Method::GET, "/v1.0/applications", None)
         .await;
     assert_eq!(s, StatusCode::OK);
-    let flow = token_for(&app, &cid, &secret, platform).await;
-    let (s, c) = conn_call(
-        &app,
-        &flow,
-        Method::POST,
-        &format!("{DV}/kept/test"),
-        &env_id,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, connection_status(&c)),
-        (StatusCode::OK, "Connected"),
-        "{c}"
-    );
+    kept_tests_connected(&app, &cid, &secret, &env_id).await;
 
     // A restart reads only the new key from master.key; nothing cached: the connection's
     // secret is opened afresh through the re-wrapped data key.
@@ -245,21 +252,7 @@ async fn master_key_rotation_keeps_every_connection_working(backend: Backend) {
         .call(&admin_before, Method::GET, "/v1.0/applications", None)
         .await;
     assert_eq!(s, StatusCode::OK, "a token from before the rotation");
-    let flow = token_for(&app, &cid, &secret, platform).await;
-    let (s, c) = conn_call(
-        &app,
-        &flow,
-        Method::POST,
-        &format!("{DV}/kept/test"),
-        &env_id,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, connection_status(&c)),
-        (StatusCode::OK, "Connected"),
-        "{c}"
-    );
+    kept_tests_connected(&app, &cid, &secret, &env_id).await;
     let (s, again) = app.graph(Method::GET, "/v1.0/keys", None).await;
     assert_eq!(s, StatusCode::OK, "{again}");
     assert_eq!(again["currentMasterKeyId"], m1.as_str());
