@@ -90,40 +90,24 @@ fn started_by(run: &RunRow, c: &FlowCaller) -> bool {
     run.trigger_outputs["keyway"]["modifiedBy"].as_str() == Some(&c.principal.user_id.to_string())
 }
 
-/// A run-only user's own runs (without their actions); `None` for those who manage the flow.
-pub async fn own_runs(
-    state: &AppState,
-    c: &FlowCaller,
-    id: Uuid,
-    top: u64,
-) -> Result<Option<Vec<Value>>> {
-    if access(state, c, id).await?.1 == Access::Manage {
-        return Ok(None);
-    }
-    Ok(Some(
-        state
-            .store
-            .runs_of(id, 5000)
-            .await?
-            .iter()
-            .filter(|r| started_by(r, c))
-            .take(usize::try_from(top).unwrap_or(usize::MAX))
-            .map(|r| super::flows::run_view(r, None))
-            .collect(),
-    ))
+/// A run-only user's own runs of the flow (without their actions), the caller having found
+/// their access to it `RunOnly`.
+pub async fn own_runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Result<Vec<Value>> {
+    Ok(state
+        .store
+        .runs_of(id, 5000)
+        .await?
+        .iter()
+        .filter(|r| started_by(r, c))
+        .take(usize::try_from(top).unwrap_or(usize::MAX))
+        .map(|r| super::flows::run_view(r, None))
+        .collect())
 }
 
-/// A run-only user's own run; `None` for those who manage the flow. Another's run is not found.
-pub async fn own_run_row(
-    state: &AppState,
-    c: &FlowCaller,
-    id: Uuid,
-    run_id: Uuid,
-) -> Result<Option<RunRow>> {
-    if access(state, c, id).await?.1 == Access::Manage {
-        return Ok(None);
-    }
-    let run = state
+/// A run-only user's own run of the flow, the caller having found their access to it `RunOnly`.
+/// Another's run is not found.
+pub async fn own_run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<RunRow> {
+    state
         .store
         .run_get(run_id)
         .await?
@@ -132,21 +116,7 @@ pub async fn own_run_row(
             FlowError::NotFound(format!(
                 "The run {run_id} of flow {id} was not found among your runs: a run-only user sees and cancels only the runs they started."
             ))
-        })?;
-    Ok(Some(run))
-}
-
-/// A run-only user's own run (without its actions: they show the definition); `None` for those
-/// who manage the flow.
-pub async fn own_run(
-    state: &AppState,
-    c: &FlowCaller,
-    id: Uuid,
-    run_id: Uuid,
-) -> Result<Option<Value>> {
-    Ok(own_run_row(state, c, id, run_id)
-        .await?
-        .map(|run| super::flows::run_view(&run, None)))
+        })
 }
 
 /// The instant flows of the environment the caller (or a team of theirs) may run.

@@ -807,11 +807,27 @@ pub async fn run_manual(state: &AppState, c: &FlowCaller, id: Uuid, inputs: Valu
     Ok(run)
 }
 
-pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Result<Vec<Value>> {
-    if let Some(own) = super::flow_run_only::own_runs(state, c, id, top).await? {
-        return Ok(own);
+/// The flow when the caller manages it with `privilege`; `None` for a run-only user, who sees
+/// and cancels only their own runs. One read of the flow decides both.
+async fn managed(
+    state: &AppState,
+    c: &FlowCaller,
+    id: Uuid,
+    privilege: &str,
+) -> Result<Option<FlowRow>> {
+    match super::flow_run_only::access(state, c, id).await? {
+        (flow, super::flow_run_only::Access::Manage) => {
+            c.require_on(privilege, &flow)?;
+            Ok(Some(flow))
+        }
+        (_, super::flow_run_only::Access::RunOnly) => Ok(None),
     }
-    flow_of(state, c, id, READ_WORKFLOW).await?;
+}
+
+pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Result<Vec<Value>> {
+    if managed(state, c, id, READ_WORKFLOW).await?.is_none() {
+        return super::flow_run_only::own_runs(state, c, id, top).await;
+    }
     Ok(state
         .store
         .runs_of(id, top)
@@ -821,14 +837,8 @@ pub async fn runs(state: &AppState, c: &FlowCaller, id: Uuid, top: u64) -> Resul
         .collect())
 }
 
-async fn run_of(
-    state: &AppState,
-    c: &FlowCaller,
-    id: Uuid,
-    run_id: Uuid,
-    privilege: &str,
-) -> Result<RunRow> {
-    flow_of(state, c, id, privilege).await?;
+/// A run of a flow the caller manages.
+async fn run_of(state: &AppState, id: Uuid, run_id: Uuid) -> Result<RunRow> {
     state
         .store
         .run_get(run_id)
@@ -840,15 +850,15 @@ async fn run_of(
 /// One run with each action's inputs and outputs (redacted when recorded), the connection it
 /// used and the identity it acted as.
 pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<Value> {
-    if let Some(own) = super::flow_run_only::own_run(state, c, id, run_id).await? {
-        return Ok(own);
-    }
-    let run = run_of(state, c, id, run_id, READ_WORKFLOW).await?;
+    let Some(flow) = managed(state, c, id, READ_WORKFLOW).await? else {
+        // Without its actions: they show the definition.
+        let own = super::flow_run_only::own_run(state, c, id, run_id).await?;
+        return Ok(run_view(&own, None));
+    };
+    let run = run_of(state, id, run_id).await?;
     let mut actions = state.store.run_actions(run_id).await?;
     // In the order they run (the store's clock may give several the same instant).
-    if let Some(flow) = state.store.flow_get(id).await?
-        && let Ok(def) = FlowDefinition::parse(&flow.definition)
-    {
+    if let Ok(def) = FlowDefinition::parse(&flow.definition) {
         let order: Vec<&str> = def
             .actions
             .all_actions()
@@ -866,21 +876,28 @@ pub async fn run(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Re
         });
     }
     let mut shown = Vec::with_capacity(actions.len());
+    // Actions mostly share a connection or two: each is read once.
+    let mut conns: std::collections::HashMap<Uuid, Option<Connection>> = Default::default();
     for a in &actions {
         let conn = match a.connection_id {
-            Some(cid) => state.store.connection_get(cid).await?,
+            Some(cid) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = conns.entry(cid) {
+                    e.insert(state.store.connection_get(cid).await?);
+                }
+                conns[&cid].as_ref()
+            }
             None => None,
         };
-        shown.push(action_view(a, conn.as_ref()));
+        shown.push(action_view(a, conn));
     }
     Ok(run_view(&run, Some(shown)))
 }
 
 /// Cancel a run: those who manage the flow cancel any, a run-only user only their own.
 pub async fn cancel(state: &AppState, c: &FlowCaller, id: Uuid, run_id: Uuid) -> Result<Value> {
-    let run = match super::flow_run_only::own_run_row(state, c, id, run_id).await? {
-        Some(own) => own,
-        None => run_of(state, c, id, run_id, WRITE_WORKFLOW).await?,
+    let run = match managed(state, c, id, WRITE_WORKFLOW).await? {
+        Some(_) => run_of(state, id, run_id).await?,
+        None => super::flow_run_only::own_run(state, c, id, run_id).await?,
     };
     if !state.store.run_cancel(run_id, state.clock.now()).await? {
         return Err(FlowError::Conflict(format!(
