@@ -128,8 +128,8 @@ pub async fn caller(state: &AppState, token: &str, env_ref: &str) -> Result<Flow
         Ok(id) => state.store.environment_get(id).await?,
         Err(_) => {
             state
-                .store
-                .environment_by_name(&env_ref.to_ascii_lowercase())
+                .directory
+                .environment(state, &env_ref.to_ascii_lowercase())
                 .await?
         }
     }
@@ -139,9 +139,10 @@ pub async fn caller(state: &AppState, token: &str, env_ref: &str) -> Result<Flow
         Some(app) => SystemUserKey::ApplicationId(app),
         None => SystemUserKey::ObjectId(who.identity.id),
     };
+    // Cached as the Web API caches its callers: flow requests come as often.
     let user = state
-        .store
-        .dataverse_user(&env, key)
+        .directory
+        .system_user(state, &env, key)
         .await?
         .ok_or_else(|| {
             DataverseError::NotAMember(format!(
